@@ -1,0 +1,125 @@
+#include "src/cli/local_cluster.h"
+
+#include "src/cli/node_runner.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+namespace rm {
+namespace {
+
+pid_t Spawn(const std::string& exe, const std::vector<std::string>& args) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  // Child: restore default signal handling, then become the node.
+  sigset_t set;
+  sigemptyset(&set);
+  pthread_sigmask(SIG_SETMASK, &set, nullptr);
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(exe.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(exe.c_str(), argv.data());
+  std::perror("execv");
+  _exit(127);
+}
+
+}  // namespace
+
+int RunLocal(const LocalOptions& o, const std::string& self_exe) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(o.data_dir, ec);
+  if (ec) {
+    spdlog::critical("cannot create {}: {}", o.data_dir, ec.message());
+    return 1;
+  }
+  std::string worker_hosts;
+  for (int i = 0; i < o.workers; ++i) {
+    if (i) worker_hosts += ",";
+    worker_hosts += "127.0.0.1:" + std::to_string(o.first_worker_port + i);
+  }
+  std::vector<pid_t> children;
+  for (int i = 0; i < o.workers; ++i) {
+    int id = i + 1;
+    uint16_t port = static_cast<uint16_t>(o.first_worker_port + i);
+    children.push_back(Spawn(self_exe, {"worker", "--id", std::to_string(id), "--port", std::to_string(port),
+                                        "--bind", o.bind, "--db-path", o.data_dir + "/worker-" + std::to_string(id),
+                                        "--advertise", "127.0.0.1:" + std::to_string(port)}));
+  }
+  children.push_back(Spawn(self_exe, {"control", "--id", "1", "--port", std::to_string(o.control_port),
+                                      "--bind", o.bind, "--db-path", o.data_dir + "/control",
+                                      "--worker-hosts", worker_hosts, "--shards", std::to_string(o.shards),
+                                      "--replication-factor", std::to_string(o.replication_factor)}));
+  std::string url = "http://127.0.0.1:" + std::to_string(o.control_port);
+  std::printf(
+      "\nRaftMetrics local cluster\n"
+      "  control  %s\n", url.c_str());
+  for (int i = 0; i < o.workers; ++i) {
+    std::printf("  worker-%d http://127.0.0.1:%d\n", i + 1, o.first_worker_port + i);
+  }
+  std::printf(
+      "  data     %s\n\n"
+      "Insert a point:\n"
+      "  curl -s -XPOST %s/insert -H 'Content-Type: application/json' \\\n"
+      "       -d '{\"partition_key\":\"user123\",\"value\":42.5}'\n"
+      "  curl -s -XPOST %s/metrics -H 'Content-Type: application/json' \\\n"
+      "       -d '{\"key\":\"cpu_usage\",\"value\":75.5,\"tags\":{\"host\":\"server-1\",\"datacenter\":\"us-west\"}}'\n"
+      "Query:\n"
+      "  curl -s '%s/analytics'\n"
+      "  curl -s '%s/analytics?metric=cpu_usage'\n"
+      "  curl -s '%s/health'\n"
+      "Press Ctrl-C to stop.\n\n",
+      o.data_dir.c_str(), url.c_str(), url.c_str(), url.c_str(), url.c_str(), url.c_str());
+  std::fflush(stdout);
+
+  // Wait for Ctrl-C / SIGTERM, or for a child to die on its own.
+  int sig = 0;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGCHLD);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  for (;;) {
+    sigwait(&set, &sig);
+    if (sig != SIGCHLD) break;
+    int status = 0;
+    pid_t dead = waitpid(-1, &status, WNOHANG);
+    if (dead > 0) {
+      spdlog::error("a node (pid {}) exited unexpectedly (status {}); stopping the cluster", dead, status);
+      for (auto& c : children) {
+        if (c == dead) c = 0;
+      }
+      break;
+    }
+  }
+  spdlog::info("stopping the local cluster");
+  for (pid_t c : children) {
+    if (c > 0) kill(c, SIGTERM);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (pid_t c : children) {
+    if (c <= 0) continue;
+    int status = 0;
+    while (waitpid(c, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(c, SIGKILL);
+        waitpid(c, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  return 0;
+}
+
+}  // namespace rm

@@ -1,0 +1,24 @@
+// `raftmetrics local`: the embedded default cluster. Starts a control node and
+// N workers as child processes of this binary (each a real node with its own
+// port and data directory under --data), prints how to use them, and stops them
+// all on Ctrl-C. A second start reuses the data directories.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace rm {
+
+struct LocalOptions {
+  std::string data_dir = "./data";
+  uint16_t control_port = 8080;
+  uint16_t first_worker_port = 8081;
+  int workers = 2;
+  uint32_t shards = 16;
+  uint32_t replication_factor = 1;
+  std::string bind = "127.0.0.1";
+};
+
+int RunLocal(const LocalOptions& options, const std::string& self_exe);
+
+}  // namespace rm

@@ -1,0 +1,130 @@
+// raftmetrics: one binary, several roles.
+//   raftmetrics control [flags]      control node (public API)
+//   raftmetrics worker  [flags]      worker node (shard storage)
+//   raftmetrics local   [flags]      control + workers on this machine
+//   raftmetrics                      the role from NODE_ROLE
+// Every node flag has an environment variable (seed 001 names); flags win.
+#include "src/cli/local_cluster.h"
+#include "src/cli/node_runner.h"
+#include "src/cluster/node_config.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace {
+
+struct Flags {
+  rm::NodeConfig node;
+  std::string id;
+  std::string worker_hosts;
+  int port = -1;
+};
+
+void AddNodeFlags(CLI::App* app, Flags& f) {
+  app->add_option("--id", f.id, "Node id; a number N means worker-N / control-N")->envname("NODE_ID");
+  app->add_option("--port", f.port, "HTTP port (control 8080, worker 8081)")->envname("PORT");
+  app->add_option("--bind", f.node.bind, "Address to listen on")->envname("BIND_ADDRESS");
+  app->add_option("--advertise", f.node.advertise, "host:port other nodes use to reach this node")
+      ->envname("ADVERTISE_ADDRESS");
+  app->add_option("--db-path", f.node.db_path, "Directory for all of this node's files")->envname("DB_PATH");
+  app->add_option("--worker-hosts", f.worker_hosts, "Control: static workers, host:port,...")
+      ->envname("WORKER_HOSTS");
+  app->add_option("--control-host", f.node.control_host, "Worker: register with this control node")
+      ->envname("CONTROL_HOST");
+  app->add_option("--shards", f.node.shards, "Number of shards (fixed for the cluster's life)")
+      ->envname("SHARDS")->check(CLI::Range(1, 4096));
+  app->add_option("--replication-factor", f.node.replication_factor, "Replicas per shard (1 until Raft)")
+      ->envname("REPLICATION_FACTOR");
+  app->add_option("--min-workers", f.node.min_workers,
+                  "Control: place shards once this many workers are known (default: the WORKER_HOSTS count, or 1)")
+      ->envname("MIN_WORKERS");
+  app->add_option("--query-timeout-ms", f.node.query_timeout_ms, "Per-worker deadline of a query")
+      ->envname("QUERY_TIMEOUT_MS")->check(CLI::Range(1, 600000));
+  app->add_option("--write-timeout-ms", f.node.write_timeout_ms, "Per-worker deadline of a write")
+      ->envname("WRITE_TIMEOUT_MS")->check(CLI::Range(1, 600000));
+  app->add_option("--health-interval-ms", f.node.health_interval_ms, "Control: worker health check period")
+      ->envname("HEALTH_INTERVAL_MS")->check(CLI::Range(50, 600000));
+  app->add_option("--max-body-bytes", f.node.max_body_bytes, "Largest accepted request body (413 above)")
+      ->envname("MAX_BODY_BYTES");
+  app->add_option("--handler-threads", f.node.handler_threads, "Request handler threads")
+      ->envname("HANDLER_THREADS")->check(CLI::Range(1, 1024));
+  app->add_option("--duckdb-threads", f.node.duckdb_threads, "Worker: DuckDB threads per shard")
+      ->envname("DUCKDB_THREADS")->check(CLI::Range(1, 256));
+  app->add_option("--shard-memory-limit", f.node.shard_memory_limit, "Worker: DuckDB memory limit per shard")
+      ->envname("SHARD_MEMORY_LIMIT");
+  app->add_option("--idempotency-ttl-s", f.node.idempotency_ttl_s, "How long an Idempotency-Key is remembered")
+      ->envname("IDEMPOTENCY_TTL_S")->check(CLI::Range(1, 30 * 86400));
+}
+
+int Finish(Flags& f, const std::string& role) {
+  rm::NodeConfig c = f.node;
+  c.role = role;
+  if (c.replication_factor != 1) {
+    spdlog::critical("--replication-factor {} is not supported yet: only 1 until Raft replication lands",
+                     c.replication_factor);
+    return 2;
+  }
+  if (f.port < 0) f.port = role == "control" ? 8080 : 8081;
+  if (f.port > 65535) {
+    spdlog::critical("--port {} is out of range", f.port);
+    return 2;
+  }
+  c.port = static_cast<uint16_t>(f.port);
+  c.node_id = f.id.empty() ? role + "-" + std::to_string(f.port) : rm::NormalizeNodeId(role, f.id);
+  if (c.db_path.empty()) c.db_path = "./data/" + c.node_id;
+  c.worker_hosts = rm::SplitList(f.worker_hosts);
+  return rm::RunNode(c);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  rm::InstallSignalMask();
+  if (const char* level = std::getenv("LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%P] %v");
+
+  CLI::App app{"RaftMetrics: a distributed analytics database for metrics"};
+  app.require_subcommand(0, 1);
+  Flags control_flags, worker_flags, env_flags;
+  auto* control = app.add_subcommand("control", "Run a control node");
+  AddNodeFlags(control, control_flags);
+  auto* worker = app.add_subcommand("worker", "Run a worker node");
+  AddNodeFlags(worker, worker_flags);
+
+  rm::LocalOptions local_options;
+  auto* local = app.add_subcommand("local", "Run a control node and workers on this machine");
+  local->add_option("--data", local_options.data_dir, "Data directory")->envname("DB_PATH");
+  local->add_option("--port", local_options.control_port, "Control node port");
+  local->add_option("--worker-port", local_options.first_worker_port, "First worker port (then +1, +2 ...)");
+  local->add_option("--workers", local_options.workers, "Number of workers")->check(CLI::Range(1, 64));
+  local->add_option("--shards", local_options.shards, "Number of shards")->check(CLI::Range(1, 4096));
+  local->add_option("--replication-factor", local_options.replication_factor, "Replicas per shard")
+      ->envname("REPLICATION_FACTOR");
+  local->add_option("--bind", local_options.bind, "Address the nodes listen on");
+  AddNodeFlags(&app, env_flags);  // bare `raftmetrics` with NODE_ROLE
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (control->parsed()) return Finish(control_flags, "control");
+  if (worker->parsed()) return Finish(worker_flags, "worker");
+  if (local->parsed()) {
+    if (local_options.replication_factor != 1) {
+      spdlog::critical("--replication-factor {} is not supported yet: only 1 until Raft replication lands",
+                       local_options.replication_factor);
+      return 2;
+    }
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return rm::RunLocal(local_options, ec ? argv[0] : exe.string());
+  }
+  const char* role = std::getenv("NODE_ROLE");
+  if (role && (std::string(role) == "control" || std::string(role) == "worker")) {
+    return Finish(env_flags, role);
+  }
+  std::fprintf(stderr, "%s\nChoose a role: control, worker or local (or set NODE_ROLE).\n",
+               app.help().c_str());
+  return 2;
+}

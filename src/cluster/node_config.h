@@ -1,0 +1,47 @@
+// Settings of one node. Filled by the command line (src/cli), where every flag
+// also has the environment variable of seed 001 (NODE_ROLE, NODE_ID, PORT,
+// DB_PATH, WORKER_HOSTS, CONTROL_HOST) or a RaftMetrics one; flags win.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rm {
+
+struct NodeConfig {
+  std::string role;        // "control" | "worker"
+  std::string node_id;     // "control-1", "worker-2" ...
+  std::string bind = "0.0.0.0";
+  uint16_t port = 0;
+  std::string advertise;   // address other nodes use to reach this one (host:port)
+  std::string db_path;     // directory holding all of this node's files
+
+  // Cluster shape (control node).
+  std::vector<std::string> worker_hosts;  // static WORKER_HOSTS
+  std::string control_host;               // worker: register with this control node
+  uint32_t shards = 16;
+  uint32_t replication_factor = 1;
+  uint32_t min_workers = 0;  // shards are assigned once this many workers are known
+
+  // Timeouts and limits.
+  int query_timeout_ms = 2000;   // per-worker deadline of a query
+  int write_timeout_ms = 5000;   // per-worker deadline of a write
+  int health_interval_ms = 1000; // control -> worker health checks
+  uint64_t max_body_bytes = 64ull << 20;
+  int handler_threads = 32;
+  int idempotency_ttl_s = 86400; // how long a client's Idempotency-Key is remembered
+
+  // Storage (worker).
+  int duckdb_threads = 1;
+  std::string shard_memory_limit = "512MB";
+};
+
+// "2" -> "worker-2"; anything else is kept.
+std::string NormalizeNodeId(const std::string& role, const std::string& id);
+// "a:1, b:2" -> {"a:1", "b:2"}; trims blanks, drops empties.
+std::vector<std::string> SplitList(const std::string& text);
+// "localhost:8081" and "127.0.0.1:8081" name the same worker; so do "http://h:1/" and "h:1".
+std::string NormalizeAddress(const std::string& address);
+
+}  // namespace rm

@@ -1,0 +1,114 @@
+#include "src/cluster/write_dispatcher.h"
+
+#include "src/partition/partitioner.h"
+
+#include <future>
+
+namespace rm {
+
+bool WriteSummary::all_ok() const {
+  for (const auto& s : shards) {
+    if (!s.ok) return false;
+  }
+  return true;
+}
+
+Status WriteSummary::FailureStatus(const std::string& idempotency_key) const {
+  nlohmann::json failed = nlohmann::json::array();
+  nlohmann::json stored = nlohmann::json::array();
+  for (const auto& s : shards) {
+    if (s.ok) {
+      stored.push_back(s.shard);
+    } else {
+      failed.push_back({{"shard", s.shard}, {"worker_node", s.worker_id}, {"points", s.points},
+                        {"reason", s.error.message()}});
+    }
+  }
+  return Status(Code::kUnavailable,
+                "Some shards could not store the write; retry with the same Idempotency-Key",
+                {{"stored_points", stored_points},
+                 {"total_points", total_points},
+                 {"stored_shards", stored},
+                 {"failed_shards", failed},
+                 {"idempotency_key", idempotency_key},
+                 {"retry_after", "1s"}});
+}
+
+std::vector<std::pair<std::string, std::string>> InternalHeaders() {
+  return {{"X-RaftMetrics-Internal", "1"}};
+}
+
+WriteSummary DispatchWrites(const ClusterMap& map,
+                            std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
+                            HttpClient& client, std::chrono::milliseconds timeout,
+                            const std::string& self_id, const LocalApply& apply_local) {
+  WriteSummary summary;
+  std::map<std::string, raftmetrics::v1::ShardWriteRequest> by_worker;  // worker id -> request
+  std::map<uint32_t, size_t> index;  // shard -> position in summary.shards
+  for (auto& [shard, cmd] : commands) {
+    ShardWriteOutcome o;
+    o.shard = shard;
+    o.points = PointCount(cmd);
+    summary.total_points += o.points;
+    const WorkerInfo* owner = map.Owner(shard);
+    if (!owner) {
+      o.error = Status(Code::kUnavailable, "shard has no worker yet (cluster not ready)");
+    } else {
+      o.worker_id = owner->id;
+      *by_worker[owner->id].add_commands() = std::move(cmd);
+    }
+    index[shard] = summary.shards.size();
+    summary.shards.push_back(std::move(o));
+  }
+
+  auto record = [&](const raftmetrics::v1::ShardWriteResult& r) {
+    auto it = index.find(r.shard());
+    if (it == index.end()) return;
+    auto& o = summary.shards[it->second];
+    o.ok = r.ok();
+    o.stored = r.stored();
+    o.duplicate = r.duplicate();
+    if (!r.ok()) o.error = Status(Code::kUnavailable, r.error());
+  };
+
+  std::vector<std::pair<std::string, std::future<Result<HttpResponse>>>> pending;
+  for (auto& [worker_id, req] : by_worker) {
+    if (worker_id == self_id && apply_local) continue;
+    OutgoingRequest out;
+    out.method = "POST";
+    out.target = "/internal/write";
+    out.content_type = "application/x-protobuf";
+    out.headers = InternalHeaders();
+    out.body = req.SerializeAsString();
+    pending.emplace_back(worker_id, client.Start(map.FindWorker(worker_id)->address, std::move(out), timeout));
+  }
+  if (auto self = by_worker.find(self_id); self != by_worker.end() && apply_local) {
+    for (const auto& cmd : self->second.commands()) record(apply_local(cmd));
+  }
+  for (auto& [worker_id, fut] : pending) {
+    Result<HttpResponse> resp = fut.get();
+    raftmetrics::v1::ShardWriteResponse parsed;
+    Status failure;
+    if (!resp.ok()) {
+      failure = resp.status();
+    } else if (resp->status != 200 || !parsed.ParseFromString(resp->body)) {
+      failure = Status(Code::kUnavailable, "worker " + worker_id + " answered HTTP " +
+                                               std::to_string(resp->status));
+    }
+    if (failure.ok()) {
+      for (const auto& r : parsed.results()) record(r);
+      continue;
+    }
+    for (const auto& cmd : by_worker[worker_id].commands()) {
+      auto& o = summary.shards[index[cmd.shard()]];
+      o.ok = false;
+      o.error = failure;
+    }
+  }
+  for (const auto& o : summary.shards) {
+    if (o.ok) summary.stored_points += o.stored;
+  }
+  return summary;
+}
+
+}  // namespace rm

@@ -1,0 +1,51 @@
+// Sends per-shard commands to the workers that own the shards, in parallel (one
+// request per worker), applying commands for this node's own shards through
+// `apply_local`. Used by the control node and by workers that forward inserts.
+//
+// A shard either stored its command (ok) or did not (failed): commands are
+// atomic per shard. The summary says which, so that a caller can report exactly
+// what was stored and a retry with the same idempotency key completes the rest.
+#pragma once
+
+#include "proto/raftmetrics.pb.h"
+#include "src/cluster/cluster_map.h"
+#include "src/net/http_client.h"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace rm {
+
+struct ShardWriteOutcome {
+  uint32_t shard = 0;
+  std::string worker_id;
+  bool ok = false;
+  uint64_t points = 0;     // points in the command
+  uint64_t stored = 0;     // points stored (first application, also on a duplicate)
+  bool duplicate = false;
+  Status error;            // when !ok
+};
+
+struct WriteSummary {
+  std::vector<ShardWriteOutcome> shards;
+  uint64_t total_points = 0;
+  uint64_t stored_points = 0;
+  bool all_ok() const;
+  // 503 in the seed's error shape saying what was stored and what failed.
+  Status FailureStatus(const std::string& idempotency_key) const;
+};
+
+using LocalApply = std::function<raftmetrics::v1::ShardWriteResult(const raftmetrics::v1::ShardCommand&)>;
+
+WriteSummary DispatchWrites(const ClusterMap& map,
+                            std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
+                            HttpClient& client, std::chrono::milliseconds timeout,
+                            const std::string& self_id, const LocalApply& apply_local);
+
+// Headers every node-to-node call carries.
+std::vector<std::pair<std::string, std::string>> InternalHeaders();
+
+}  // namespace rm

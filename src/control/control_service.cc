@@ -1,0 +1,264 @@
+#include "src/control/control_service.h"
+
+#include "src/cluster/write_dispatcher.h"
+#include "src/common/time_util.h"
+#include "src/control/query_params.h"
+#include "src/net/error_response.h"
+#include "src/partition/partitioner.h"
+#include "src/query/partial_aggregate.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <future>
+#include <random>
+#include <set>
+
+namespace rm {
+
+namespace pb = raftmetrics::v1;
+
+namespace {
+
+bool WantsProtobuf(const HttpRequest& req) {
+  return req.Header("accept").find("application/x-protobuf") != std::string::npos;
+}
+
+// A key for writes that came without one: makes the control node's own retries
+// (stale keep-alive connections) safe. Unique per process and request.
+std::string AutoKey(const std::string& node_id) {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t nonce = std::random_device{}() * 0x9E3779B97F4A7C15ull ^ NowMicros();
+  return "auto:" + node_id + ":" + std::to_string(nonce) + ":" + std::to_string(++counter);
+}
+
+}  // namespace
+
+ControlService::ControlService(NodeConfig config)
+    : config_(std::move(config)), client_(2), workers_(config_, client_), started_us_(NowMicros()) {}
+
+ControlService::~ControlService() { Stop(); }
+
+Status ControlService::Start() { return workers_.Start(); }
+void ControlService::Stop() { workers_.Stop(); }
+
+void ControlService::RegisterRoutes(Router& router) {
+  router.Add("POST", "/insert", [this](HttpRequest& r) { return HandleWrite(r, InsertDialect::kInsert); });
+  router.Add("POST", "/metrics", [this](HttpRequest& r) { return HandleWrite(r, InsertDialect::kMetrics); });
+  router.Add("GET", "/analytics", [this](HttpRequest& r) { return HandleAnalytics(r); });
+  router.Add("GET", "/health", [this](HttpRequest& r) { return HandleHealth(r); });
+  router.Add("POST", "/join", [this](HttpRequest& r) { return HandleJoin(r); });
+}
+
+HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect) {
+  auto parsed = ParseInsertBody(req.body, req.Header("content-type"), dialect);
+  if (!parsed.ok()) return ErrorResponse(parsed.status());
+  ClusterMap map = workers_.Snapshot();
+  if (!map.assigned()) {
+    return ErrorResponse(Status(Code::kUnavailable, "Cluster is not ready: shards are not placed yet",
+                                {{"workers_known", map.workers().size()}, {"retry_after", "1s"}}));
+  }
+  const int64_t now = NowMicros();
+  const std::string& client_key = req.Header("idempotency-key");
+  if (client_key.size() > 256) {
+    return ErrorResponse(Status(Code::kValidation, "Invalid request parameters",
+                                {{"fields", {{{"field", "Idempotency-Key"}, {"error", "longer than 256 bytes"}}}}}));
+  }
+  CommandOptions options;
+  options.now_us = now;
+  // Client keys are remembered for a day; our own only long enough to cover retries.
+  options.idempotency_key = client_key.empty() ? AutoKey(config_.node_id) : "client:" + client_key;
+  options.key_expires_us = now + (client_key.empty() ? 600LL : config_.idempotency_ttl_s) * 1000000LL;
+  auto commands = BuildShardCommands(parsed->points, map.num_shards(), options);
+  WriteSummary summary = DispatchWrites(map, std::move(commands), client_,
+                                        std::chrono::milliseconds(config_.write_timeout_ms), "", nullptr);
+  if (!summary.all_ok()) {
+    return ErrorResponse(summary.FailureStatus(client_key.empty() ? "" : client_key));
+  }
+  pb::InsertResponse out;
+  out.set_success(true);
+  out.set_inserted(summary.stored_points);
+  if (parsed->is_batch) {
+    out.set_message("Metrics inserted successfully");
+    out.set_partition(-1);
+  } else {
+    out.set_message("Metric inserted successfully");
+    out.set_partition(static_cast<int32_t>(summary.shards[0].shard));
+    out.set_worker_node(summary.shards[0].worker_id);
+  }
+  if (WantsProtobuf(req)) {
+    HttpResponse r;
+    r.content_type = "application/x-protobuf";
+    r.body = out.SerializeAsString();
+    return r;
+  }
+  nlohmann::json body = {{"success", true}, {"message", out.message()}};
+  if (parsed->is_batch) {
+    body["inserted"] = out.inserted();
+  } else {
+    body["worker_node"] = out.worker_node();
+    body["partition"] = out.partition();
+  }
+  bool duplicate = true;
+  for (const auto& s : summary.shards) duplicate = duplicate && s.duplicate;
+  if (duplicate) body["duplicate"] = true;
+  return HttpResponse::Json(200, body.dump());
+}
+
+HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
+  auto params = ParseAnalyticsParams(req);
+  if (!params.ok()) return ErrorResponse(params.status());
+  ClusterMap map = workers_.Snapshot();
+  if (!map.assigned()) {
+    return ErrorResponse(Status(Code::kUnavailable, "Cluster is not ready: shards are not placed yet",
+                                {{"retry_after", "1s"}}));
+  }
+  pb::ShardQuery base;
+  base.set_metric(params->metric);
+  base.set_partition_key(params->partition_key);
+  if (params->from_us) {
+    base.set_has_from(true);
+    base.set_from_us(*params->from_us);
+  }
+  if (params->to_us) {
+    base.set_has_to(true);
+    base.set_to_us(*params->to_us);
+  }
+  // Scatter: one request per worker for all of its shards, each with a deadline.
+  struct Call {
+    const WorkerInfo* worker;
+    std::vector<uint32_t> shards;
+    std::future<Result<HttpResponse>> response;
+  };
+  std::vector<Call> calls;
+  for (const auto& w : map.workers()) {
+    Call c{&w, map.ShardsOf(w.id), {}};
+    pb::ShardQuery q = base;
+    for (uint32_t s : c.shards) q.add_shards(s);
+    OutgoingRequest out;
+    out.method = "POST";
+    out.target = "/internal/query";
+    out.content_type = "application/x-protobuf";
+    out.headers = InternalHeaders();
+    out.body = q.SerializeAsString();
+    c.response = client_.Start(w.address, std::move(out), std::chrono::milliseconds(config_.query_timeout_ms));
+    calls.push_back(std::move(c));
+  }
+  // Gather and merge.
+  PartialAggregate total;
+  std::vector<uint32_t> missing;
+  uint32_t responding = 0;
+  for (auto& c : calls) {
+    auto resp = c.response.get();
+    pb::ShardQueryResponse parsed;
+    bool ok = resp.ok() && resp->status == 200 && parsed.ParseFromString(resp->body);
+    std::set<uint32_t> answered;
+    if (ok) {
+      ++responding;
+      for (const auto& p : parsed.partials()) {
+        PartialAggregate a{p.aggregate().count(), p.aggregate().sum(), p.aggregate().min(), p.aggregate().max()};
+        if (a.count > 0) total.Merge(a);
+        answered.insert(p.shard());
+      }
+    } else {
+      spdlog::warn("analytics: worker {} did not answer: {}", c.worker->id,
+                   resp.ok() ? "HTTP " + std::to_string(resp->status) : resp.status().message());
+    }
+    for (uint32_t s : c.shards) {
+      if (!answered.count(s)) missing.push_back(s);
+    }
+  }
+  std::sort(missing.begin(), missing.end());
+  if (responding == 0) {
+    return ErrorResponse(Status(Code::kUnavailable, "No worker answered",
+                                {{"total_nodes", calls.size()}, {"responding_nodes", 0},
+                                 {"missing_shards", missing}, {"retry_after", "1s"}}));
+  }
+  const bool partial = !missing.empty();
+  if (WantsProtobuf(req)) {
+    pb::AnalyticsResponse out;
+    out.set_has_average(total.count > 0);
+    out.set_average(total.count ? *total.Average() : 0);
+    out.set_is_partial(partial);
+    out.set_total_nodes(static_cast<uint32_t>(calls.size()));
+    out.set_responding_nodes(responding);
+    for (uint32_t s : missing) out.add_missing_shards(s);
+    out.set_count(total.count);
+    HttpResponse r;
+    r.content_type = "application/x-protobuf";
+    r.body = out.SerializeAsString();
+    return r;
+  }
+  nlohmann::json body = {
+      {"average", total.count ? nlohmann::json(*total.Average()) : nlohmann::json(nullptr)},
+      {"count", total.count},
+      {"is_partial", partial},
+      {"total_nodes", calls.size()},
+      {"responding_nodes", responding},
+      {"missing_shards", missing},
+  };
+  return HttpResponse::Json(200, body.dump());
+}
+
+HttpResponse ControlService::HandleHealth(HttpRequest&) {
+  ClusterMap map = workers_.Snapshot();
+  auto health = workers_.Health();
+  size_t healthy = 0;
+  nlohmann::json workers = nlohmann::json::array();
+  for (const auto& w : map.workers()) {
+    auto it = health.find(w.address);
+    bool up = it != health.end() && it->second.healthy;
+    healthy += up ? 1 : 0;
+    workers.push_back({{"id", w.id}, {"address", w.address}, {"healthy", up},
+                       {"shards", map.ShardsOf(w.id)},
+                       {"last_seen", it != health.end() && it->second.last_ok_us
+                                         ? nlohmann::json(FormatIso8601(it->second.last_ok_us))
+                                         : nlohmann::json(nullptr)}});
+  }
+  const int64_t uptime_s = (NowMicros() - started_us_) / 1000000;
+  std::string status = !map.assigned() ? "starting" : healthy == map.workers().size() ? "healthy" : "degraded";
+  nlohmann::json body = {
+      {"status", status},
+      {"node_id", config_.node_id},
+      {"role", "control"},
+      {"uptime", FormatUptime(uptime_s)},
+      {"uptime_seconds", uptime_s},
+      {"worker_nodes", {{"total", map.workers().size()}, {"healthy", healthy}}},
+      {"workers", workers},
+      {"shards", map.num_shards()},
+      {"replication_factor", config_.replication_factor},
+      {"cluster_ready", map.assigned()},
+      {"raft_status", {{"role", "standalone"}, {"term", 0}, {"last_log_index", map.version()}}},
+  };
+  return HttpResponse::Json(200, body.dump());
+}
+
+HttpResponse ControlService::HandleJoin(HttpRequest& req) {
+  auto body = nlohmann::json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return ErrorResponse(Status(Code::kInvalidRequest, "Malformed JSON", {{"reason", "body must be a JSON object"}}));
+  }
+  nlohmann::json errors = nlohmann::json::array();
+  auto text = [&](const char* f) -> std::string {
+    if (!body.contains(f) || !body[f].is_string() || body[f].get<std::string>().empty()) {
+      errors.push_back({{"field", f}, {"error", "is required (a non-empty string)"}});
+      return "";
+    }
+    return body[f].get<std::string>();
+  };
+  std::string id = text("id");
+  std::string addr = text("addr");
+  std::string role = body.value("role", "worker");
+  if (role != "worker") {
+    errors.push_back({{"field", "role"}, {"error", "only \"worker\" can join in this version"}});
+  }
+  if (!addr.empty() && addr.find(':') == std::string::npos) {
+    errors.push_back({{"field", "addr"}, {"error", "must be host:port"}});
+  }
+  if (!errors.empty()) return ErrorResponse(Status(Code::kValidation, "Invalid request parameters", {{"fields", errors}}));
+  auto version = workers_.Join(id, addr);
+  if (!version.ok()) return ErrorResponse(version.status());
+  return HttpResponse::Json(200, nlohmann::json{{"success", true}, {"id", id}, {"cluster_map_version", *version}}.dump());
+}
+
+}  // namespace rm

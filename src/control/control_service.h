@@ -1,0 +1,41 @@
+// ControlService: the control node's public API.
+//   POST /insert    seed 000 points (JSON, JSON batch, NDJSON, protobuf)
+//   POST /metrics   seed 001 points, partitioned by series
+//   GET  /analytics average over every shard, partial when workers are missing
+//   GET  /health    uptime, worker health, raft status
+//   POST /join      a worker registers itself ({"id","addr","role"})
+// Writes are split per shard and sent to the owners (see write_dispatcher.h);
+// reads scatter partial aggregates and merge them here.
+// Thread-safe: handlers run concurrently.
+#pragma once
+
+#include "src/cluster/node_config.h"
+#include "src/control/worker_pool.h"
+#include "src/net/http_client.h"
+#include "src/net/router.h"
+#include "src/wire/point_parser.h"
+
+namespace rm {
+
+class ControlService {
+ public:
+  explicit ControlService(NodeConfig config);
+  ~ControlService();
+
+  Status Start();
+  void Stop();
+  void RegisterRoutes(Router& router);
+
+ private:
+  HttpResponse HandleWrite(HttpRequest& req, InsertDialect dialect);
+  HttpResponse HandleAnalytics(HttpRequest& req);
+  HttpResponse HandleHealth(HttpRequest& req);
+  HttpResponse HandleJoin(HttpRequest& req);
+
+  NodeConfig config_;
+  HttpClient client_;
+  WorkerPool workers_;
+  const int64_t started_us_;
+};
+
+}  // namespace rm

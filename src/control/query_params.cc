@@ -1,0 +1,42 @@
+#include "src/control/query_params.h"
+
+#include "src/common/time_util.h"
+#include "src/wire/point.h"
+
+#include <nlohmann/json.hpp>
+
+namespace rm {
+
+Result<AnalyticsParams> ParseAnalyticsParams(const HttpRequest& req) {
+  AnalyticsParams p;
+  nlohmann::json errors = nlohmann::json::array();
+  if (const std::string* m = req.Param("metric"); m && !m->empty()) {
+    if (!IsValidName(*m)) {
+      errors.push_back({{"field", "metric"}, {"error", "must match pattern ^[a-zA-Z0-9_.-]+$"}});
+    } else {
+      p.metric = *m;
+    }
+  }
+  if (const std::string* k = req.Param("partition_key"); k && !k->empty()) p.partition_key = *k;
+  for (const char* name : {"from", "to"}) {
+    const std::string* v = req.Param(name);
+    if (!v || v->empty()) continue;
+    auto ts = ParseIso8601(*v);
+    if (!ts) {
+      errors.push_back({{"field", name}, {"error", "must be a valid ISO 8601 timestamp"}});
+    } else if (std::string(name) == "from") {
+      p.from_us = ts;
+    } else {
+      p.to_us = ts;
+    }
+  }
+  if (p.from_us && p.to_us && *p.from_us > *p.to_us) {
+    errors.push_back({{"field", "from"}, {"error", "must not be after to"}});
+  }
+  if (!errors.empty()) {
+    return Status(Code::kValidation, "Invalid request parameters", {{"fields", errors}});
+  }
+  return p;
+}
+
+}  // namespace rm

@@ -1,0 +1,24 @@
+// Parsing and validation of query-string parameters of the control node's read
+// endpoints. Every bad field is reported at once (VALIDATION_ERROR, seed 001).
+#pragma once
+
+#include "src/common/status.h"
+#include "src/net/http_types.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace rm {
+
+// GET /analytics: metric, partition_key, from, to (all optional; both ends inclusive).
+struct AnalyticsParams {
+  std::string metric;
+  std::string partition_key;
+  std::optional<int64_t> from_us;
+  std::optional<int64_t> to_us;
+};
+
+Result<AnalyticsParams> ParseAnalyticsParams(const HttpRequest& req);
+
+}  // namespace rm

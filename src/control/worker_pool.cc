@@ -1,0 +1,145 @@
+#include "src/control/worker_pool.h"
+
+#include "src/cluster/write_dispatcher.h"
+#include "src/common/time_util.h"
+
+#include <spdlog/spdlog.h>
+
+#include <future>
+
+namespace rm {
+
+WorkerPool::WorkerPool(NodeConfig config, HttpClient& client)
+    : config_(std::move(config)), client_(client), map_path_(config_.db_path + "/cluster_map.json") {}
+
+WorkerPool::~WorkerPool() { Stop(); }
+
+Status WorkerPool::Start() {
+  auto loaded = ClusterMap::Load(map_path_);
+  if (!loaded.ok()) return loaded.status();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (*loaded) {
+      map_ = std::move(**loaded);
+      if (map_.num_shards() != config_.shards) {
+        spdlog::warn("cluster map has {} shards; --shards={} ignored (the shard count is fixed "
+                     "for the life of a cluster)", map_.num_shards(), config_.shards);
+      }
+    } else {
+      map_ = ClusterMap(config_.shards);
+    }
+    for (const auto& host : config_.worker_hosts) map_.UpsertWorker("", host);
+    Status s = PersistLocked();
+    if (!s.ok()) return s;
+  }
+  loop_ = std::thread([this] { HealthLoop(); });
+  return Status::Ok();
+}
+
+void WorkerPool::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (loop_.joinable()) loop_.join();
+}
+
+Result<uint64_t> WorkerPool::Join(const std::string& id, const std::string& address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (map_.UpsertWorker(id, address)) {
+    spdlog::info("worker {} at {} registered", id, address);
+    MaybeAssignLocked();
+    Status s = PersistLocked();
+    if (!s.ok()) return s;
+  }
+  return map_.version();
+}
+
+ClusterMap WorkerPool::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return map_;
+}
+
+std::map<std::string, WorkerHealth> WorkerPool::Health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return health_;
+}
+
+void WorkerPool::MaybeAssignLocked() {
+  if (map_.assigned()) return;
+  size_t known = 0;
+  for (const auto& w : map_.workers()) known += w.id.empty() ? 0 : 1;
+  size_t needed = config_.min_workers > 0 ? config_.min_workers
+                                          : std::max<size_t>(1, config_.worker_hosts.size());
+  // Every WORKER_HOSTS entry must have answered before shards are placed, so that
+  // a slow-starting worker still gets its share.
+  bool hosts_known = true;
+  for (const auto& w : map_.workers()) hosts_known = hosts_known && !w.id.empty();
+  if (known < needed || !hosts_known) {
+    spdlog::info("waiting for workers before placing shards: {} of {} known", known, needed);
+    return;
+  }
+  map_.AssignRoundRobin();
+  spdlog::info("placed {} shards on {} workers", map_.num_shards(), known);
+}
+
+Status WorkerPool::PersistLocked() { return map_.Save(map_path_); }
+
+void WorkerPool::HealthLoop() {
+  for (;;) {
+    // A check that changed the map (a worker told us its id, shards were placed)
+    // is followed at once by another, so every worker learns the new map quickly.
+    for (int i = 0; i < 3 && CheckAll(); ++i) {
+    }
+    std::unique_lock<std::mutex> lock(stop_mu_);
+    if (stop_cv_.wait_for(lock, std::chrono::milliseconds(config_.health_interval_ms),
+                          [this] { return stopping_; })) {
+      return;
+    }
+  }
+}
+
+bool WorkerPool::CheckAll() {
+  ClusterMap map = Snapshot();
+  std::string body = map.ToJson().dump();
+  std::vector<std::pair<std::string, std::future<Result<HttpResponse>>>> calls;
+  for (const auto& w : map.workers()) {
+    OutgoingRequest req;
+    req.method = "POST";
+    req.target = "/internal/map";
+    req.content_type = "application/json";
+    req.body = body;
+    req.headers = InternalHeaders();
+    calls.emplace_back(w.address, client_.Start(w.address, std::move(req),
+                                                std::chrono::milliseconds(std::max(200, config_.health_interval_ms))));
+  }
+  for (auto& [address, fut] : calls) {
+    auto resp = fut.get();
+    nlohmann::json report;
+    bool ok = resp.ok() && resp->status == 200;
+    if (ok) {
+      report = nlohmann::json::parse(resp->body, nullptr, false);
+      ok = report.is_object() && report.contains("node_id") && report["node_id"].is_string();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& h = health_[address];
+    if (ok != h.healthy) {
+      spdlog::log(ok ? spdlog::level::info : spdlog::level::warn, "worker at {} is {}", address,
+                  ok ? "up" : "down");
+    }
+    h.healthy = ok;
+    if (!ok) continue;
+    h.last_ok_us = NowMicros();
+    h.last_report = report;
+    // A WORKER_HOSTS entry learns its id from the worker itself.
+    if (map_.UpsertWorker(report["node_id"].get<std::string>(), address)) {
+      MaybeAssignLocked();
+      Status s = PersistLocked();
+      if (!s.ok()) spdlog::error("cannot persist cluster map: {}", s.ToString());
+    }
+  }
+  return Snapshot().version() != map.version();
+}
+
+}  // namespace rm

@@ -1,0 +1,63 @@
+// WorkerPool: the control node's view of its workers. Owns the cluster map
+// (persisted under DB_PATH), takes registrations (/join, WORKER_HOSTS), assigns
+// shards once enough workers are known, and health-checks every worker in the
+// background; each health check also pushes the current map to the worker.
+// Thread-safe.
+#pragma once
+
+#include "src/cluster/cluster_map.h"
+#include "src/cluster/node_config.h"
+#include "src/net/http_client.h"
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace rm {
+
+struct WorkerHealth {
+  bool healthy = false;
+  int64_t last_ok_us = 0;
+  nlohmann::json last_report;  // the worker's /health body
+};
+
+class WorkerPool {
+ public:
+  WorkerPool(NodeConfig config, HttpClient& client);
+  ~WorkerPool();
+
+  // Loads the persisted map (or starts one from WORKER_HOSTS) and starts health checks.
+  Status Start();
+  void Stop();
+
+  // Registers a worker (from /join). Returns the map version after the change.
+  Result<uint64_t> Join(const std::string& id, const std::string& address);
+
+  ClusterMap Snapshot() const;
+  std::map<std::string, WorkerHealth> Health() const;  // by address
+
+ private:
+  void HealthLoop();
+  // Health-checks every worker once; true when the map changed meanwhile.
+  bool CheckAll();
+  // Assigns shards when enough workers are known; persists. Requires mu_.
+  void MaybeAssignLocked();
+  Status PersistLocked();
+
+  const NodeConfig config_;
+  HttpClient& client_;
+  const std::string map_path_;
+
+  mutable std::mutex mu_;
+  ClusterMap map_;                                // guarded by mu_
+  std::map<std::string, WorkerHealth> health_;    // by address; guarded by mu_
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread loop_;
+};
+
+}  // namespace rm

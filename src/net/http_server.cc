@@ -1,0 +1,205 @@
+#include "src/net/http_server.h"
+
+#include "src/net/asio.h"
+#include "src/net/error_response.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cctype>
+#include <thread>
+#include <vector>
+
+namespace rm {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+class HttpServer::Impl {
+ public:
+  Impl(HttpServerOptions options, HttpHandler handler)
+      : options_(std::move(options)),
+        handler_(std::move(handler)),
+        acceptor_(io_),
+        pool_(options_.handler_threads) {}
+
+  ~Impl() { Stop(); }
+
+  Status Start() {
+    beast::error_code ec;
+    auto address = asio::ip::make_address(options_.bind_address, ec);
+    if (ec) return Status(Code::kInvalidRequest, "bad bind address: " + options_.bind_address);
+    tcp::endpoint endpoint(address, options_.port);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status(Code::kUnavailable, "cannot listen on " + options_.bind_address + ":" +
+                                            std::to_string(options_.port) + ": " + ec.message());
+    }
+    port_ = acceptor_.local_endpoint().port();
+    asio::co_spawn(io_, Accept(), asio::detached);
+    for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
+      threads_.emplace_back([this] { io_.run(); });
+    }
+    return Status::Ok();
+  }
+
+  void Stop() {
+    if (stopped_.exchange(true)) return;
+    asio::post(io_, [this] {
+      beast::error_code ec;
+      acceptor_.close(ec);
+    });
+    io_.stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    pool_.stop();
+    pool_.join();
+  }
+
+  uint16_t port() const { return port_; }
+
+ private:
+  asio::awaitable<void> Accept() {
+    for (;;) {
+      beast::error_code ec;
+      tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+        continue;  // e.g. EMFILE: keep serving the connections we have
+      }
+      if (connections_.load() >= options_.max_connections) {
+        socket.close(ec);  // over the cap: refuse rather than degrade everyone
+        continue;
+      }
+      asio::co_spawn(io_, Session(std::move(socket)), asio::detached);
+    }
+  }
+
+  static HttpRequest ToRequest(http::request<http::string_body>& msg, const std::string& remote) {
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    size_t q = req.target.find('?');
+    req.path = UrlDecode(req.target.substr(0, q));
+    if (q != std::string::npos) req.query = ParseQueryString(req.target.substr(q + 1));
+    for (const auto& field : msg) {
+      std::string name(field.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers[name] = std::string(field.value());
+    }
+    req.body = std::move(msg.body());
+    req.remote = remote;
+    return req;
+  }
+
+  static http::response<http::string_body> ToMessage(HttpResponse& resp, unsigned version,
+                                                     bool keep_alive) {
+    http::response<http::string_body> msg{static_cast<http::status>(resp.status), version};
+    msg.set(http::field::server, "raftmetrics");
+    msg.set(http::field::content_type, resp.content_type);
+    for (auto& [k, v] : resp.headers) msg.set(k, v);
+    msg.keep_alive(keep_alive);
+    msg.body() = std::move(resp.body);
+    msg.prepare_payload();
+    return msg;
+  }
+
+  asio::awaitable<void> Session(tcp::socket socket) {
+    struct Counter {
+      std::atomic<int>& n;
+      explicit Counter(std::atomic<int>& c) : n(c) { ++n; }
+      ~Counter() { --n; }
+    } counter(connections_);
+    beast::error_code ec;
+    std::string remote;
+    {
+      auto ep = socket.remote_endpoint(ec);
+      if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    bool first = true;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(options_.max_body_bytes);
+      parser.header_limit(options_.max_header_bytes);
+      stream.expires_after(first ? options_.header_timeout : options_.idle_timeout);
+      first = false;
+      co_await http::async_read_header(stream, buffer, parser,
+                                       asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec && !parser.is_done()) {
+        stream.expires_after(options_.body_timeout);
+        co_await http::async_read(stream, buffer, parser,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+      }
+      if (ec) {
+        if (ec == http::error::body_limit) {
+          HttpResponse resp = ErrorResponse(Status(
+              Code::kPayloadTooLarge, "Request body too large",
+              {{"limit_bytes", options_.max_body_bytes}}));
+          co_await WriteResponse(stream, resp, 11, false);
+        } else if (ec == http::error::header_limit || ec.category() == http::make_error_code(http::error::bad_target).category()) {
+          // bad_target shares Beast's category: any parse error gets a 400.
+          HttpResponse resp = ErrorResponse(
+              Status(Code::kInvalidRequest, "Malformed HTTP request", {{"reason", ec.message()}}));
+          co_await WriteResponse(stream, resp, 11, false);
+        }
+        break;  // timeout, EOF or reset: just close
+      }
+      auto& msg = parser.get();
+      bool keep_alive = msg.keep_alive();
+      unsigned version = msg.version();
+      HttpRequest req = ToRequest(msg, remote);
+      // Run the (blocking) handler on the handler pool; this coroutine waits.
+      HttpResponse resp = co_await asio::co_spawn(
+          pool_.get_executor(),
+          [this, &req]() -> asio::awaitable<HttpResponse> { co_return SafeHandle(req); },
+          asio::use_awaitable);
+      if (!co_await WriteResponse(stream, resp, version, keep_alive) || !keep_alive) break;
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.close();
+  }
+
+  asio::awaitable<bool> WriteResponse(beast::tcp_stream& stream, HttpResponse& resp,
+                                      unsigned version, bool keep_alive) {
+    auto msg = ToMessage(resp, version, keep_alive);
+    beast::error_code ec;
+    stream.expires_after(options_.body_timeout);
+    co_await http::async_write(stream, msg, asio::redirect_error(asio::use_awaitable, ec));
+    co_return !ec;
+  }
+
+  HttpResponse SafeHandle(HttpRequest& req) {
+    try {
+      return handler_(req);
+    } catch (const std::exception& e) {
+      spdlog::error("handler for {} {} threw: {}", req.method, req.path, e.what());
+      return ErrorResponse(Status(Code::kInternal, "Internal error", {{"reason", e.what()}}));
+    }
+  }
+
+  HttpServerOptions options_;
+  HttpHandler handler_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  asio::thread_pool pool_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> connections_{0};
+  std::atomic<bool> stopped_{false};
+  uint16_t port_ = 0;
+};
+
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
+HttpServer::~HttpServer() = default;
+Status HttpServer::Start() { return impl_->Start(); }
+void HttpServer::Stop() { impl_->Stop(); }
+uint16_t HttpServer::port() const { return impl_->port(); }
+
+}  // namespace rm

@@ -1,0 +1,55 @@
+#include "src/partition/partitioner.h"
+
+#include "src/common/hash.h"
+
+#include <unordered_map>
+
+namespace rm {
+
+uint32_t ShardFor(std::string_view partition_key, uint32_t num_shards) {
+  return static_cast<uint32_t>(StableHash(partition_key) % num_shards);
+}
+
+std::map<uint32_t, raftmetrics::v1::ShardCommand> BuildShardCommands(
+    const std::vector<ParsedPoint>& points, uint32_t num_shards, const CommandOptions& options) {
+  std::map<uint32_t, raftmetrics::v1::ShardCommand> commands;
+  // (shard, series identity) -> the SeriesPoints being filled.
+  std::unordered_map<std::string, raftmetrics::v1::SeriesPoints*> open;
+  std::string identity;
+  for (const auto& p : points) {
+    uint32_t shard = ShardFor(p.partition_key, num_shards);
+    identity.clear();
+    identity += p.partition_key;
+    identity += '\0';
+    identity += SeriesKey(p.metric, p.tags);
+    auto it = open.find(identity);
+    raftmetrics::v1::SeriesPoints* series;
+    if (it == open.end()) {
+      auto& cmd = commands[shard];
+      if (cmd.series_size() == 0) {
+        cmd.set_shard(shard);
+        cmd.set_idempotency_key(options.idempotency_key);
+        cmd.set_key_expires_us(options.key_expires_us);
+        cmd.set_issued_us(options.now_us);
+      }
+      series = cmd.add_series();
+      series->set_metric(p.metric);
+      series->set_partition_key(p.partition_key);
+      for (const auto& [k, v] : p.tags) (*series->mutable_tags())[k] = v;
+      open.emplace(identity, series);
+    } else {
+      series = it->second;
+    }
+    series->add_timestamps_us(p.timestamp_us != 0 ? p.timestamp_us : options.now_us);
+    series->add_values(p.value);
+  }
+  return commands;
+}
+
+uint64_t PointCount(const raftmetrics::v1::ShardCommand& command) {
+  uint64_t n = 0;
+  for (const auto& s : command.series()) n += static_cast<uint64_t>(s.values_size());
+  return n;
+}
+
+}  // namespace rm

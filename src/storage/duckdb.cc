@@ -1,0 +1,190 @@
+#include "src/storage/duckdb.h"
+
+#include <duckdb.h>
+
+#include <cstring>
+
+namespace rm::db {
+namespace {
+
+Status StorageError(const std::string& operation, const std::string& reason) {
+  return Status(Code::kStorage, "Storage operation failed",
+                {{"storage_type", "duckdb"}, {"operation", operation}, {"reason", reason}});
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Database>> Database::Open(const std::string& path, const Config& config) {
+  duckdb_config cfg;
+  if (duckdb_create_config(&cfg) == DuckDBError) return StorageError("open", "cannot create config");
+  for (const auto& [k, v] : config) {
+    if (duckdb_set_config(cfg, k.c_str(), v.c_str()) == DuckDBError) {
+      duckdb_destroy_config(&cfg);
+      return StorageError("open", "bad config option " + k);
+    }
+  }
+  duckdb_database db = nullptr;
+  char* error = nullptr;
+  duckdb_state st = duckdb_open_ext(path.c_str(), &db, cfg, &error);
+  duckdb_destroy_config(&cfg);
+  if (st == DuckDBError) {
+    std::string reason = error ? error : "unknown error";
+    if (error) duckdb_free(error);
+    return StorageError("open", path + ": " + reason);
+  }
+  return std::shared_ptr<Database>(new Database(db));
+}
+
+Database::~Database() { duckdb_close(&db_); }
+
+Result<std::unique_ptr<Connection>> Database::Connect() {
+  duckdb_connection conn = nullptr;
+  if (duckdb_connect(db_, &conn) == DuckDBError) return StorageError("connect", "duckdb_connect failed");
+  return std::unique_ptr<Connection>(new Connection(conn));
+}
+
+Connection::~Connection() { duckdb_disconnect(&conn_); }
+
+Status Connection::Execute(const std::string& sql) {
+  duckdb_result result;
+  duckdb_state st = duckdb_query(conn_, sql.c_str(), &result);
+  Status status;
+  if (st == DuckDBError) status = StorageError("execute", duckdb_result_error(&result));
+  duckdb_destroy_result(&result);
+  return status;
+}
+
+Result<Rows> Connection::Query(const std::string& sql, const std::vector<Param>& params) {
+  duckdb_prepared_statement stmt = nullptr;
+  if (duckdb_prepare(conn_, sql.c_str(), &stmt) == DuckDBError) {
+    std::string reason = duckdb_prepare_error(stmt);
+    duckdb_destroy_prepare(&stmt);
+    return StorageError("prepare", reason);
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Param& p = params[i];
+    duckdb_state st = DuckDBSuccess;
+    switch (p.kind) {
+      case Param::kInt: st = duckdb_bind_int64(stmt, i + 1, p.i); break;
+      case Param::kDouble: st = duckdb_bind_double(stmt, i + 1, p.d); break;
+      case Param::kText: st = duckdb_bind_varchar_length(stmt, i + 1, p.s.data(), p.s.size()); break;
+      case Param::kNull: st = duckdb_bind_null(stmt, i + 1); break;
+    }
+    if (st == DuckDBError) {
+      duckdb_destroy_prepare(&stmt);
+      return StorageError("bind", "cannot bind parameter " + std::to_string(i + 1));
+    }
+  }
+  duckdb_result result;
+  duckdb_state st = duckdb_execute_prepared(stmt, &result);
+  duckdb_destroy_prepare(&stmt);
+  if (st == DuckDBError) {
+    Status s = StorageError("query", duckdb_result_error(&result));
+    duckdb_destroy_result(&result);
+    return s;
+  }
+  Rows rows;
+  rows.columns_ = duckdb_column_count(&result);
+  rows.rows_ = duckdb_row_count(&result);
+  rows.cells_.resize(rows.rows_ * rows.columns_);
+  for (size_t c = 0; c < rows.columns_; ++c) {
+    duckdb_type type = duckdb_column_type(&result, c);
+    for (size_t r = 0; r < rows.rows_; ++r) {
+      auto& cell = rows.cells_[r * rows.columns_ + c];
+      cell.null = duckdb_value_is_null(&result, c, r);
+      if (cell.null) continue;
+      switch (type) {
+        case DUCKDB_TYPE_VARCHAR: {
+          char* s = duckdb_value_varchar(&result, c, r);
+          cell.s = s ? s : "";
+          duckdb_free(s);
+          break;
+        }
+        case DUCKDB_TYPE_DOUBLE:
+        case DUCKDB_TYPE_FLOAT:
+        case DUCKDB_TYPE_DECIMAL:
+          cell.d = duckdb_value_double(&result, c, r);
+          cell.i = static_cast<int64_t>(cell.d);
+          break;
+        default:
+          cell.i = duckdb_value_int64(&result, c, r);
+          cell.d = duckdb_value_double(&result, c, r);
+          break;
+      }
+    }
+  }
+  duckdb_destroy_result(&result);
+  return rows;
+}
+
+Status Connection::AppendColumns(const std::string& table, const ColumnBatch& batch) {
+  duckdb_appender appender = nullptr;
+  if (duckdb_appender_create(conn_, nullptr, table.c_str(), &appender) == DuckDBError) {
+    std::string reason = appender ? duckdb_appender_error(appender) : "cannot create appender";
+    duckdb_appender_destroy(&appender);
+    return StorageError("insert", reason);
+  }
+  duckdb_logical_type types[3] = {duckdb_create_logical_type(DUCKDB_TYPE_INTEGER),
+                                  duckdb_create_logical_type(DUCKDB_TYPE_BIGINT),
+                                  duckdb_create_logical_type(DUCKDB_TYPE_DOUBLE)};
+  duckdb_data_chunk chunk = duckdb_create_data_chunk(types, 3);
+  for (auto& t : types) duckdb_destroy_logical_type(&t);
+  const size_t capacity = duckdb_vector_size();
+  const size_t n = batch.double_col.size();
+  Status status;
+  for (size_t off = 0; off < n && status.ok(); off += capacity) {
+    size_t len = std::min(capacity, n - off);
+    duckdb_data_chunk_reset(chunk);
+    std::memcpy(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0)),
+                batch.int32_col.data() + off, len * sizeof(int32_t));
+    std::memcpy(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1)),
+                batch.int64_col.data() + off, len * sizeof(int64_t));
+    std::memcpy(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 2)),
+                batch.double_col.data() + off, len * sizeof(double));
+    duckdb_data_chunk_set_size(chunk, len);
+    if (duckdb_append_data_chunk(appender, chunk) == DuckDBError) {
+      status = StorageError("insert", duckdb_appender_error(appender));
+    }
+  }
+  duckdb_destroy_data_chunk(&chunk);
+  if (status.ok() && duckdb_appender_close(appender) == DuckDBError) {
+    status = StorageError("insert", duckdb_appender_error(appender));
+  }
+  duckdb_appender_destroy(&appender);
+  return status;
+}
+
+Status Connection::AppendRows(const std::string& table, const std::vector<std::vector<Param>>& rows) {
+  duckdb_appender appender = nullptr;
+  if (duckdb_appender_create(conn_, nullptr, table.c_str(), &appender) == DuckDBError) {
+    std::string reason = appender ? duckdb_appender_error(appender) : "cannot create appender";
+    duckdb_appender_destroy(&appender);
+    return StorageError("insert", reason);
+  }
+  Status status;
+  for (const auto& row : rows) {
+    for (const auto& p : row) {
+      duckdb_state st = DuckDBSuccess;
+      switch (p.kind) {
+        case Param::kInt: st = duckdb_append_int64(appender, p.i); break;
+        case Param::kDouble: st = duckdb_append_double(appender, p.d); break;
+        case Param::kText: st = duckdb_append_varchar_length(appender, p.s.data(), p.s.size()); break;
+        case Param::kNull: st = duckdb_append_null(appender); break;
+      }
+      if (st == DuckDBError) status = StorageError("insert", duckdb_appender_error(appender));
+    }
+    if (status.ok() && duckdb_appender_end_row(appender) == DuckDBError) {
+      status = StorageError("insert", duckdb_appender_error(appender));
+    }
+    if (!status.ok()) break;
+  }
+  if (status.ok() && duckdb_appender_close(appender) == DuckDBError) {
+    status = StorageError("insert", duckdb_appender_error(appender));
+  }
+  duckdb_appender_destroy(&appender);
+  return status;
+}
+
+std::string LibraryVersion() { return duckdb_library_version(); }
+
+}  // namespace rm::db

@@ -1,0 +1,105 @@
+// Small RAII wrappers over DuckDB's C API. This is the only place in the project
+// that includes duckdb.h, and the only place that checks its error codes: every
+// failure becomes a Status with Code::kStorage.
+//
+// Thread safety: a Database may be shared; a Connection, a Prepared statement and
+// an Appender must be used by one thread at a time.
+#pragma once
+
+#include "src/common/status.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct _duckdb_database;
+struct _duckdb_connection;
+
+namespace rm::db {
+
+class Connection;
+
+// Options passed to duckdb_open_ext as config strings ("threads" -> "2", ...).
+using Config = std::map<std::string, std::string>;
+
+class Database {
+ public:
+  static Result<std::shared_ptr<Database>> Open(const std::string& path, const Config& config);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  Result<std::unique_ptr<Connection>> Connect();
+
+ private:
+  explicit Database(_duckdb_database* db) : db_(db) {}
+  _duckdb_database* db_;
+};
+
+// A fully materialised query result (for small results only).
+class Rows {
+ public:
+  size_t size() const { return rows_; }
+  size_t columns() const { return columns_; }
+  bool IsNull(size_t col, size_t row) const { return cells_[row * columns_ + col].null; }
+  int64_t Int(size_t col, size_t row) const { return cells_[row * columns_ + col].i; }
+  double Double(size_t col, size_t row) const { return cells_[row * columns_ + col].d; }
+  const std::string& Text(size_t col, size_t row) const { return cells_[row * columns_ + col].s; }
+
+ private:
+  friend class Connection;
+  struct Cell {
+    bool null = true;
+    int64_t i = 0;
+    double d = 0;
+    std::string s;
+  };
+  size_t rows_ = 0, columns_ = 0;
+  std::vector<Cell> cells_;
+};
+
+// A bound parameter for Connection::Query.
+struct Param {
+  enum Kind { kInt, kDouble, kText, kNull } kind;
+  int64_t i = 0;
+  double d = 0;
+  std::string s;
+  static Param Int(int64_t v) { return {kInt, v, 0, {}}; }
+  static Param Double(double v) { return {kDouble, 0, v, {}}; }
+  static Param Text(std::string v) { return {kText, 0, 0, std::move(v)}; }
+};
+
+// A column-major batch for Appender::AppendColumns: one vector per column.
+struct ColumnBatch {
+  std::vector<int32_t> int32_col;   // column 0
+  std::vector<int64_t> int64_col;   // column 1
+  std::vector<double> double_col;   // column 2
+};
+
+class Connection {
+ public:
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  Status Execute(const std::string& sql);
+  // Runs `sql` with `?` parameters bound in order; materialises every row.
+  Result<Rows> Query(const std::string& sql, const std::vector<Param>& params = {});
+  // Appends rows (INTEGER, BIGINT, DOUBLE) to `table` through a vectorised
+  // Appender: the fast path for points. Joins the current transaction.
+  Status AppendColumns(const std::string& table, const ColumnBatch& batch);
+  // Appends text/int rows to a small table, row by row.
+  Status AppendRows(const std::string& table, const std::vector<std::vector<Param>>& rows);
+
+ private:
+  friend class Database;
+  explicit Connection(_duckdb_connection* conn) : conn_(conn) {}
+  _duckdb_connection* conn_;
+};
+
+// "v1.4.4"
+std::string LibraryVersion();
+
+}  // namespace rm::db

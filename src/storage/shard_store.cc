@@ -1,0 +1,338 @@
+#include "src/storage/shard_store.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <system_error>
+
+namespace rm {
+namespace {
+
+// How often expired idempotency keys are pruned (in command time).
+constexpr int64_t kKeyPruneIntervalUs = 60LL * 1000000;
+
+std::string Identity(const std::string& partition_key, const std::string& metric, const Tags& tags) {
+  std::string id = partition_key;
+  id += '\0';
+  id += SeriesKey(metric, tags);
+  return id;
+}
+
+std::string TagValue(const Tags& tags, const std::string& key) {
+  for (const auto& [k, v] : tags) {
+    if (k == key) return v;
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ShardStore>> ShardStore::Open(const std::string& path, uint32_t shard,
+                                                     const ShardStoreOptions& options) {
+  std::unique_ptr<ShardStore> store(new ShardStore(path, shard));
+  Status s = store->Init(options);
+  if (!s.ok()) return s;
+  return store;
+}
+
+Status ShardStore::Init(const ShardStoreOptions& options) {
+  db::Config config = {{"threads", std::to_string(std::max(1, options.duckdb_threads))},
+                       {"memory_limit", options.memory_limit}};
+  auto db = db::Database::Open(path_, config);
+  if (!db.ok()) return db.status();
+  db_ = *db;
+  auto conn = db_->Connect();
+  if (!conn.ok()) return conn.status();
+  writer_ = std::move(*conn);
+  Status s = writer_->Execute(
+      "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, metric VARCHAR NOT NULL, "
+      "partition_key VARCHAR NOT NULL, host VARCHAR, datacenter VARCHAR, tags VARCHAR NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS points(series_id INTEGER NOT NULL, ts BIGINT NOT NULL, "
+      "value DOUBLE NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS applied_writes(key VARCHAR PRIMARY KEY, stored BIGINT NOT NULL, "
+      "expires_us BIGINT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS shard_state(id INTEGER PRIMARY KEY, shard INTEGER NOT NULL, "
+      "applied_index UBIGINT NOT NULL);");
+  if (!s.ok()) return s;
+
+  auto state = writer_->Query("SELECT shard, applied_index FROM shard_state WHERE id = 0");
+  if (!state.ok()) return state.status();
+  if (state->size() == 0) {
+    s = writer_->Execute("INSERT INTO shard_state VALUES (0, " + std::to_string(shard_) + ", 0)");
+    if (!s.ok()) return s;
+  } else {
+    // A file from another shard would silently serve wrong data: refuse it.
+    if (state->Int(0, 0) != static_cast<int64_t>(shard_)) {
+      return Status(Code::kStorage, "Shard file belongs to another shard",
+                    {{"storage_type", "duckdb"}, {"operation", "open"}, {"path", path_},
+                     {"expected_shard", shard_}, {"found_shard", state->Int(0, 0)}});
+    }
+    applied_index_ = static_cast<uint64_t>(state->Int(1, 0));
+  }
+
+  auto series = writer_->Query("SELECT id, metric, partition_key, tags FROM series ORDER BY id");
+  if (!series.ok()) return series.status();
+  for (size_t r = 0; r < series->size(); ++r) {
+    Series info{static_cast<int32_t>(series->Int(0, r)), series->Text(1, r), series->Text(2, r), {}};
+    auto tags = nlohmann::json::parse(series->Text(3, r), nullptr, false);
+    if (tags.is_object()) {
+      for (auto& [k, v] : tags.items()) info.tags.emplace_back(k, v.get<std::string>());
+    }
+    RM_CHECK(info.id == static_cast<int32_t>(series_.size()), "series ids must be dense");
+    series_by_identity_[Identity(info.partition_key, info.metric, info.tags)] = info.id;
+    series_.push_back(std::move(info));
+  }
+
+  auto keys = writer_->Query("SELECT key, stored, expires_us FROM applied_writes");
+  if (!keys.ok()) return keys.status();
+  for (size_t r = 0; r < keys->size(); ++r) {
+    keys_[keys->Text(0, r)] = {static_cast<uint64_t>(keys->Int(1, r)), keys->Int(2, r)};
+  }
+  return Status::Ok();
+}
+
+Result<ApplyOutcome> ShardStore::ApplyNext(const raftmetrics::v1::ShardCommand& command) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return ApplyLocked(command, applied_index_ + 1);
+}
+
+Result<ApplyOutcome> ShardStore::Apply(const raftmetrics::v1::ShardCommand& command, uint64_t index) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return ApplyLocked(command, index);
+}
+
+Result<ApplyOutcome> ShardStore::ApplyLocked(const raftmetrics::v1::ShardCommand& command,
+                                             uint64_t index) {
+  if (index <= applied_index_) return ApplyOutcome{0, true};  // replay of an applied entry
+  const std::string& key = command.idempotency_key();
+  bool duplicate_key = false;
+  uint64_t duplicate_stored = 0;
+  if (!key.empty()) {
+    auto it = keys_.find(key);
+    if (it != keys_.end()) {
+      duplicate_key = true;
+      duplicate_stored = it->second.stored;
+    }
+  }
+
+  // New series get dense ids in command order: deterministic on every replica.
+  std::vector<Series> new_series;
+  db::ColumnBatch batch;
+  uint64_t points = 0;
+  if (!duplicate_key) {
+    std::unordered_map<std::string, int32_t> pending;
+    std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
+    for (const auto& s : command.series()) points += static_cast<uint64_t>(s.values_size());
+    batch.int32_col.reserve(points);
+    batch.int64_col.reserve(points);
+    batch.double_col.reserve(points);
+    for (const auto& s : command.series()) {
+      Tags tags(s.tags().begin(), s.tags().end());
+      std::sort(tags.begin(), tags.end());
+      std::string identity = Identity(s.partition_key(), s.metric(), tags);
+      int32_t id;
+      auto it = series_by_identity_.find(identity);
+      if (it != series_by_identity_.end()) {
+        id = it->second;
+      } else if (auto p = pending.find(identity); p != pending.end()) {
+        id = p->second;
+      } else {
+        id = static_cast<int32_t>(series_.size() + new_series.size());
+        pending.emplace(identity, id);
+        new_series.push_back({id, s.metric(), s.partition_key(), std::move(tags)});
+      }
+      batch.int32_col.insert(batch.int32_col.end(), s.values_size(), id);
+      batch.int64_col.insert(batch.int64_col.end(), s.timestamps_us().begin(), s.timestamps_us().end());
+      batch.double_col.insert(batch.double_col.end(), s.values().begin(), s.values().end());
+    }
+  }
+
+  Status s = writer_->Execute("BEGIN TRANSACTION");
+  auto fail = [&](Status st) -> Result<ApplyOutcome> {
+    (void)writer_->Execute("ROLLBACK");
+    return st;
+  };
+  if (!s.ok()) return s;
+  if (!new_series.empty()) {
+    std::vector<std::vector<db::Param>> rows;
+    rows.reserve(new_series.size());
+    for (const auto& ns : new_series) {
+      nlohmann::json tags = nlohmann::json::object();
+      for (const auto& [k, v] : ns.tags) tags[k] = v;
+      rows.push_back({db::Param::Int(ns.id), db::Param::Text(ns.metric),
+                      db::Param::Text(ns.partition_key), db::Param::Text(TagValue(ns.tags, "host")),
+                      db::Param::Text(TagValue(ns.tags, "datacenter")), db::Param::Text(tags.dump())});
+    }
+    s = writer_->AppendRows("series", rows);
+    if (!s.ok()) return fail(s);
+  }
+  if (!batch.double_col.empty()) {
+    s = writer_->AppendColumns("points", batch);
+    if (!s.ok()) return fail(s);
+  }
+  bool prune = command.issued_us() >= next_key_prune_us_;
+  if (prune) {
+    auto r = writer_->Query("DELETE FROM applied_writes WHERE expires_us < ?",
+                            {db::Param::Int(command.issued_us())});
+    if (!r.ok()) return fail(r.status());
+  }
+  if (!key.empty() && !duplicate_key) {
+    auto r = writer_->Query("INSERT INTO applied_writes VALUES (?, ?, ?)",
+                            {db::Param::Text(key), db::Param::Int(static_cast<int64_t>(points)),
+                             db::Param::Int(command.key_expires_us())});
+    if (!r.ok()) return fail(r.status());
+  }
+  auto r = writer_->Query("UPDATE shard_state SET applied_index = ? WHERE id = 0",
+                          {db::Param::Int(static_cast<int64_t>(index))});
+  if (!r.ok()) return fail(r.status());
+  s = writer_->Execute("COMMIT");
+  if (!s.ok()) return fail(s);
+
+  // Committed: publish to the in-memory state.
+  applied_index_ = index;
+  if (prune) {
+    for (auto it = keys_.begin(); it != keys_.end();) {
+      it = it->second.expires_us < command.issued_us() ? keys_.erase(it) : std::next(it);
+    }
+    next_key_prune_us_ = command.issued_us() + kKeyPruneIntervalUs;
+  }
+  if (duplicate_key) return ApplyOutcome{duplicate_stored, true};
+  if (!key.empty()) keys_[key] = {points, command.key_expires_us()};
+  if (!new_series.empty()) {
+    std::unique_lock<std::shared_mutex> catalog(catalog_mu_);
+    for (auto& ns : new_series) {
+      series_by_identity_[Identity(ns.partition_key, ns.metric, ns.tags)] = ns.id;
+      series_.push_back(std::move(ns));
+    }
+  }
+  return ApplyOutcome{points, false};
+}
+
+std::optional<std::vector<int32_t>> ShardStore::MatchingSeries(const PointFilter& filter) const {
+  if (filter.metric.empty() && filter.partition_key.empty()) return std::nullopt;
+  std::vector<int32_t> ids;
+  std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
+  for (const auto& s : series_) {
+    if (!filter.metric.empty() && s.metric != filter.metric) continue;
+    if (!filter.partition_key.empty() && s.partition_key != filter.partition_key) continue;
+    ids.push_back(s.id);
+  }
+  return ids;
+}
+
+Result<std::unique_ptr<db::Connection>> ShardStore::TakeReader() {
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    if (!readers_.empty()) {
+      auto c = std::move(readers_.back());
+      readers_.pop_back();
+      return c;
+    }
+  }
+  return db_->Connect();
+}
+
+void ShardStore::ReturnReader(std::unique_ptr<db::Connection> conn) {
+  std::lock_guard<std::mutex> lock(readers_mu_);
+  if (readers_.size() < 8) readers_.push_back(std::move(conn));
+}
+
+namespace {
+
+// WHERE clause over points. Only integers we generated (series ids) are put in
+// the SQL text; user-supplied values travel as bound parameters.
+std::string WhereClause(const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids,
+                        std::vector<db::Param>& params) {
+  std::string where = " WHERE true";
+  if (filter.from_us) {
+    where += " AND ts >= ?";
+    params.push_back(db::Param::Int(*filter.from_us));
+  }
+  if (filter.to_us) {
+    where += " AND ts <= ?";
+    params.push_back(db::Param::Int(*filter.to_us));
+  }
+  if (ids) {
+    where += " AND series_id IN (";
+    for (size_t i = 0; i < ids->size(); ++i) {
+      if (i) where += ',';
+      where += std::to_string((*ids)[i]);
+    }
+    where += ')';
+  }
+  return where;
+}
+
+PartialAggregate RowToPartial(const db::Rows& rows, size_t row, size_t first_col) {
+  PartialAggregate p;
+  p.count = static_cast<uint64_t>(rows.Int(first_col, row));
+  if (p.count > 0) {
+    p.sum = rows.Double(first_col + 1, row);
+    p.min = rows.Double(first_col + 2, row);
+    p.max = rows.Double(first_col + 3, row);
+  }
+  return p;
+}
+
+}  // namespace
+
+Result<PartialAggregate> ShardStore::Aggregate(const PointFilter& filter) {
+  auto ids = MatchingSeries(filter);
+  if (ids && ids->empty()) return PartialAggregate{};
+  std::vector<db::Param> params;
+  std::string sql = "SELECT count(value), sum(value), min(value), max(value) FROM points" +
+                    WhereClause(filter, ids, params);
+  auto conn = TakeReader();
+  if (!conn.ok()) return conn.status();
+  auto rows = (*conn)->Query(sql, params);
+  ReturnReader(std::move(*conn));
+  if (!rows.ok()) return rows.status();
+  return RowToPartial(*rows, 0, 0);
+}
+
+Result<std::map<std::vector<std::string>, PartialAggregate>> ShardStore::AggregateGroups(
+    const PointFilter& filter, const std::vector<std::string>& group_by) {
+  std::map<std::vector<std::string>, PartialAggregate> groups;
+  auto ids = MatchingSeries(filter);
+  if (ids && ids->empty()) return groups;
+  std::vector<db::Param> params;
+  std::string sql =
+      "SELECT series_id, count(value), sum(value), min(value), max(value) FROM points" +
+      WhereClause(filter, ids, params) + " GROUP BY series_id";
+  auto conn = TakeReader();
+  if (!conn.ok()) return conn.status();
+  auto rows = (*conn)->Query(sql, params);
+  ReturnReader(std::move(*conn));
+  if (!rows.ok()) return rows.status();
+  std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
+  for (size_t r = 0; r < rows->size(); ++r) {
+    const Series& s = series_.at(static_cast<size_t>(rows->Int(0, r)));
+    std::vector<std::string> key;
+    key.reserve(group_by.size());
+    for (const auto& field : group_by) {
+      if (field == "metric") {
+        key.push_back(s.metric);
+      } else if (field == "partition_key") {
+        key.push_back(s.partition_key);
+      } else {
+        key.push_back(TagValue(s.tags, field));
+      }
+    }
+    groups[key].Merge(RowToPartial(*rows, r, 1));
+  }
+  return groups;
+}
+
+uint64_t ShardStore::applied_index() const { return applied_index_; }
+
+uint64_t ShardStore::DiskBytes() const {
+  uint64_t total = 0;
+  for (const auto& p : {path_, path_ + ".wal"}) {
+    std::error_code ec;
+    auto n = std::filesystem::file_size(p, ec);
+    if (!ec) total += n;
+  }
+  return total;
+}
+
+}  // namespace rm

@@ -1,0 +1,46 @@
+// Parses insert request bodies into points, validating every field.
+//
+// Accepted bodies (by Content-Type):
+//   application/json (default)  one point object | [point, ...] | {"points": [point, ...]}
+//   application/x-ndjson        one point object per line (blank lines ignored)
+//   application/x-protobuf      raftmetrics.v1.InsertRequest
+// A point object (seed 000 / seed 001 field names both accepted):
+//   partition_key  string        required on /insert; /metrics defaults it to the series
+//   key | metric   string        ^[a-zA-Z0-9_.-]+$; required on /metrics, "default" on /insert
+//   value          number        finite
+//   timestamp      string        ISO 8601 (see time_util.h); optional
+//   tags | metadata object       string values; keys ^[a-zA-Z0-9_.-]+$
+// Errors: malformed JSON/protobuf -> kInvalidRequest; field problems ->
+// kValidation with details.fields = [{"field": "points[3].value", "error": ...}],
+// listing every bad field (up to a cap). Nothing is partially accepted.
+#pragma once
+
+#include "src/common/status.h"
+#include "src/wire/point.h"
+
+#include <string_view>
+#include <vector>
+
+namespace rm {
+
+enum class InsertDialect {
+  kInsert,   // seed 000 /insert: partition_key required
+  kMetrics,  // seed 001 /metrics: key required, partitioned by series
+};
+
+struct ParsedInsert {
+  std::vector<ParsedPoint> points;
+  bool is_batch = false;  // a single point object (or one-point protobuf) is not a batch
+};
+
+Result<ParsedInsert> ParseInsertBody(std::string_view body, std::string_view content_type,
+                                     InsertDialect dialect);
+
+// Limits applied to every point.
+inline constexpr size_t kMaxNameLength = 256;
+inline constexpr size_t kMaxPartitionKeyLength = 1024;
+inline constexpr size_t kMaxTagValueLength = 1024;
+inline constexpr size_t kMaxTagsPerPoint = 64;
+inline constexpr size_t kMaxReportedErrors = 100;
+
+}  // namespace rm

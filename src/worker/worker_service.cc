@@ -1,0 +1,381 @@
+#include "src/worker/worker_service.h"
+
+#include "src/cluster/write_dispatcher.h"
+#include "src/common/time_util.h"
+#include "src/net/error_response.h"
+#include "src/partition/partitioner.h"
+#include "src/query/aggregation.h"
+#include "src/wire/point_parser.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <chrono>
+#include <future>
+
+namespace rm {
+
+namespace pb = raftmetrics::v1;
+
+namespace {
+
+HttpResponse JsonResponse(const nlohmann::json& body, int status = 200) {
+  return HttpResponse::Json(status, body.dump());
+}
+
+HttpResponse ProtoResponse(const google::protobuf::Message& msg) {
+  HttpResponse r;
+  r.content_type = "application/x-protobuf";
+  r.body = msg.SerializeAsString();
+  return r;
+}
+
+uint64_t FreeBytes(const std::string& path) {
+  struct statvfs st;
+  if (statvfs(path.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+}  // namespace
+
+WorkerService::WorkerService(NodeConfig config)
+    : config_(std::move(config)),
+      shards_(config_.db_path, ShardStoreOptions{config_.duckdb_threads, config_.shard_memory_limit}),
+      client_(1),
+      started_us_(NowMicros()) {}
+
+WorkerService::~WorkerService() { Stop(); }
+
+Status WorkerService::Start(uint16_t port) {
+  advertise_ = config_.advertise.empty() ? "127.0.0.1:" + std::to_string(port) : config_.advertise;
+  Status s = shards_.OpenExisting();
+  if (!s.ok()) return s;
+  auto map = ClusterMap::Load(config_.db_path + "/cluster_map.json");
+  if (!map.ok()) return map.status();
+  if (*map) map_ = std::move(**map);
+  if (!config_.control_host.empty()) {
+    registration_ = std::thread([this] { RegistrationLoop(); });
+  }
+  return Status::Ok();
+}
+
+void WorkerService::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (registration_.joinable()) registration_.join();
+}
+
+void WorkerService::RegistrationLoop() {
+  // Keep announcing ourselves: a control node that restarted, or that was not up
+  // yet, learns about us within a few seconds.
+  int delay_ms = 200;
+  for (;;) {
+    OutgoingRequest req;
+    req.method = "POST";
+    req.target = "/join";
+    req.content_type = "application/json";
+    req.body = nlohmann::json{{"id", config_.node_id}, {"addr", advertise_}, {"role", "worker"}}.dump();
+    req.headers = InternalHeaders();
+    auto resp = client_.Send(NormalizeAddress(config_.control_host), req, std::chrono::milliseconds(2000));
+    bool ok = resp.ok() && resp->status == 200;
+    if (!ok) {
+      spdlog::warn("cannot register with control node {}: {}", config_.control_host,
+                   resp.ok() ? "HTTP " + std::to_string(resp->status) : resp.status().message());
+    }
+    delay_ms = ok ? 5000 : std::min(delay_ms * 2, 2000);
+    std::unique_lock<std::mutex> lock(stop_mu_);
+    if (stop_cv_.wait_for(lock, std::chrono::milliseconds(delay_ms), [this] { return stopping_; })) return;
+  }
+}
+
+void WorkerService::RegisterRoutes(Router& router) {
+  router.Add("POST", "/insert", [this](HttpRequest& r) { return HandleInsert(r); });
+  router.Add("POST", "/compute", [this](HttpRequest& r) { return HandleCompute(r); });
+  router.Add("GET", "/health", [this](HttpRequest& r) { return HandleHealth(r); });
+  router.Add("POST", "/internal/write", [this](HttpRequest& r) { return HandleInternalWrite(r); });
+  router.Add("POST", "/internal/query", [this](HttpRequest& r) { return HandleInternalQuery(r); });
+  router.Add("POST", "/internal/map", [this](HttpRequest& r) { return HandleInternalMap(r); });
+}
+
+std::optional<ClusterMap> WorkerService::CurrentMap() {
+  std::lock_guard<std::mutex> lock(map_mu_);
+  return map_;
+}
+
+pb::ShardWriteResult WorkerService::ApplyLocal(const pb::ShardCommand& command) {
+  pb::ShardWriteResult result;
+  result.set_shard(command.shard());
+  auto map = CurrentMap();
+  const WorkerInfo* owner = map ? map->Owner(command.shard()) : nullptr;
+  if (!owner || owner->id != config_.node_id) {
+    // Storing a shard we do not own would split its data over two workers.
+    result.set_ok(false);
+    result.set_error("shard " + std::to_string(command.shard()) + " is not held by " + config_.node_id);
+    result.set_error_code("UNAVAILABLE");
+    return result;
+  }
+  auto store = shards_.Get(command.shard());
+  Result<ApplyOutcome> outcome = store.ok() ? (*store)->ApplyNext(command) : Result<ApplyOutcome>(store.status());
+  if (!outcome.ok()) {
+    spdlog::error("shard {}: apply failed: {}", command.shard(), outcome.status().ToString());
+    result.set_ok(false);
+    result.set_error(outcome.status().ToString());
+    result.set_error_code(ErrorCodeName(outcome.status().code()));
+    return result;
+  }
+  result.set_ok(true);
+  result.set_stored(outcome->stored);
+  result.set_duplicate(outcome->duplicate);
+  return result;
+}
+
+HttpResponse WorkerService::HandleInsert(HttpRequest& req) {
+  auto parsed = ParseInsertBody(req.body, req.Header("content-type"), InsertDialect::kInsert);
+  if (!parsed.ok()) return ErrorResponse(parsed.status());
+  auto map = CurrentMap();
+  if (!map || !map->assigned()) {
+    return ErrorResponse(Status(Code::kUnavailable, "Cluster map not known yet",
+                                {{"retry_after", "1s"}}));
+  }
+  const int64_t now = NowMicros();
+  std::string key = req.Header("idempotency-key");
+  CommandOptions options{now, key.empty() ? "auto:" + config_.node_id + ":" + std::to_string(now) : key,
+                         now + (key.empty() ? 600LL : config_.idempotency_ttl_s) * 1000000LL};
+  if (!key.empty()) options.idempotency_key = "client:" + key;
+  auto commands = BuildShardCommands(parsed->points, map->num_shards(), options);
+  WriteSummary summary =
+      DispatchWrites(*map, std::move(commands), client_, std::chrono::milliseconds(config_.write_timeout_ms),
+                     config_.node_id, [this](const pb::ShardCommand& c) { return ApplyLocal(c); });
+  if (!summary.all_ok()) return ErrorResponse(summary.FailureStatus(key));
+  nlohmann::json body = {{"success", true}, {"storage_size", FormatBytes(shards_.DiskBytes())}};
+  if (parsed->is_batch) {
+    body["message"] = "Metrics inserted successfully";
+    body["inserted"] = summary.stored_points;
+  } else {
+    body["message"] = "Metric inserted successfully";
+    body["partition"] = summary.shards[0].shard;
+    body["worker_node"] = summary.shards[0].worker_id;
+  }
+  return JsonResponse(body);
+}
+
+HttpResponse WorkerService::HandleCompute(HttpRequest& req) {
+  auto started = std::chrono::steady_clock::now();
+  nlohmann::json body = nlohmann::json::object();
+  if (req.body.find_first_not_of(" \t\r\n") != std::string::npos) {
+    body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      return ErrorResponse(Status(Code::kInvalidRequest, "Malformed JSON", {{"reason", "body must be a JSON object"}}));
+    }
+  }
+  nlohmann::json errors = nlohmann::json::array();
+  PointFilter filter;
+  std::vector<std::string> aggs = kSimpleAggregations;
+  std::vector<std::string> group_by;
+  if (body.contains("metric") && !body["metric"].is_null()) {
+    if (!body["metric"].is_string() || !IsValidName(body["metric"].get<std::string>())) {
+      errors.push_back({{"field", "metric"}, {"error", "must match pattern ^[a-zA-Z0-9_.-]+$"}});
+    } else {
+      filter.metric = body["metric"].get<std::string>();
+    }
+  }
+  if (body.contains("aggregations")) {
+    aggs.clear();
+    if (!body["aggregations"].is_array()) {
+      errors.push_back({{"field", "aggregations"}, {"error", "must be an array of names"}});
+    } else {
+      for (const auto& a : body["aggregations"]) {
+        if (a.is_string()) aggs.push_back(a.get<std::string>());
+        else errors.push_back({{"field", "aggregations"}, {"error", "must be an array of names"}});
+      }
+      Status s = ValidateAggregations(aggs, "aggregations");
+      if (!s.ok()) {
+        for (const auto& f : s.details()["fields"]) errors.push_back(f);
+      }
+    }
+  }
+  if (body.contains("time_window") && !body["time_window"].is_null()) {
+    const auto& tw = body["time_window"];
+    if (!tw.is_object()) {
+      errors.push_back({{"field", "time_window"}, {"error", "must be an object with from/to"}});
+    } else {
+      for (const char* f : {"from", "to"}) {
+        if (!tw.contains(f) || tw[f].is_null()) continue;
+        std::optional<int64_t> ts;
+        if (tw[f].is_string()) ts = ParseIso8601(tw[f].get<std::string>());
+        if (!ts) {
+          errors.push_back({{"field", std::string("time_window.") + f}, {"error", "must be a valid ISO 8601 timestamp"}});
+        } else if (std::string(f) == "from") {
+          filter.from_us = ts;
+        } else {
+          filter.to_us = ts;
+        }
+      }
+      if (filter.from_us && filter.to_us && *filter.from_us > *filter.to_us) {
+        errors.push_back({{"field", "time_window"}, {"error", "from must not be after to"}});
+      }
+    }
+  }
+  if (body.contains("group_by") && !body["group_by"].is_null()) {
+    const auto& g = body["group_by"];
+    std::vector<std::string> fields;
+    if (g.is_string()) fields.push_back(g.get<std::string>());
+    else if (g.is_array()) {
+      for (const auto& f : g) {
+        if (f.is_string()) fields.push_back(f.get<std::string>());
+      }
+    }
+    for (const auto& f : fields) {
+      if (!IsValidName(f)) errors.push_back({{"field", "group_by"}, {"error", "must be tag keys matching ^[a-zA-Z0-9_.-]+$"}});
+    }
+    if (!g.is_string() && !g.is_array()) errors.push_back({{"field", "group_by"}, {"error", "must be an array of tag keys"}});
+    group_by = fields;
+  }
+  if (!errors.empty()) {
+    return ErrorResponse(Status(Code::kValidation, "Invalid request parameters", {{"fields", errors}}));
+  }
+
+  // Only the shards this worker holds: seed 001 "compute results show only the
+  // data stored in that specific worker".
+  PartialAggregate total;
+  std::map<std::vector<std::string>, PartialAggregate> groups;
+  for (ShardStore* store : shards_.All()) {
+    if (group_by.empty()) {
+      auto r = store->Aggregate(filter);
+      if (!r.ok()) return ErrorResponse(r.status());
+      total.Merge(*r);
+    } else {
+      auto r = store->AggregateGroups(filter, group_by);
+      if (!r.ok()) return ErrorResponse(r.status());
+      for (const auto& [k, v] : *r) {
+        groups[k].Merge(v);
+        total.Merge(v);
+      }
+    }
+  }
+  nlohmann::json out = {{"results", RenderAggregations(total, aggs)}};
+  if (!group_by.empty()) {
+    nlohmann::json g = nlohmann::json::object();
+    for (const auto& [k, v] : groups) {
+      std::string name;
+      for (size_t i = 0; i < k.size(); ++i) name += (i ? "," : "") + k[i];
+      g[name] = RenderAggregations(v, aggs);
+    }
+    out["groups"] = g;
+  }
+  // Seed 000's Postman example of /compute answers {"average", "count"}.
+  out["average"] = total.count ? nlohmann::json(*total.Average()) : nlohmann::json(nullptr);
+  out["count"] = total.count;
+  out["computation_time_ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  out["worker_node"] = config_.node_id;
+  return JsonResponse(out);
+}
+
+nlohmann::json WorkerService::HealthJson() {
+  const int64_t uptime_s = (NowMicros() - started_us_) / 1000000;
+  const uint64_t used = shards_.DiskBytes();
+  const uint64_t free = FreeBytes(config_.db_path);
+  nlohmann::json shards = nlohmann::json::array();
+  auto map = CurrentMap();
+  if (map) {
+    for (uint32_t s : map->ShardsOf(config_.node_id)) shards.push_back(s);
+  }
+  return {{"status", "healthy"},
+          {"node_id", config_.node_id},
+          {"role", "worker"},
+          {"address", advertise_},
+          {"uptime", FormatUptime(uptime_s)},
+          {"uptime_seconds", uptime_s},
+          {"storage",
+           {{"total_size", FormatBytes(used)},
+            {"free_space", FormatBytes(free)},
+            {"total_size_bytes", used},
+            {"free_space_bytes", free}}},
+          {"shards", shards},
+          {"cluster_map_version", map ? map->version() : 0},
+          {"raft_status",
+           {{"role", "standalone"}, {"term", 0}, {"leader_id", config_.node_id}, {"last_heartbeat", nullptr}}}};
+}
+
+HttpResponse WorkerService::HandleHealth(HttpRequest&) { return JsonResponse(HealthJson()); }
+
+HttpResponse WorkerService::HandleInternalWrite(HttpRequest& req) {
+  pb::ShardWriteRequest request;
+  if (!request.ParseFromString(req.body)) {
+    return ErrorResponse(Status(Code::kInvalidRequest, "Malformed protobuf ShardWriteRequest"));
+  }
+  pb::ShardWriteResponse response;
+  response.set_node_id(config_.node_id);
+  // Shards are independent: apply them concurrently.
+  std::vector<std::future<pb::ShardWriteResult>> results;
+  for (const auto& cmd : request.commands()) {
+    if (request.commands_size() == 1) {
+      *response.add_results() = ApplyLocal(cmd);
+    } else {
+      results.push_back(std::async(std::launch::async, [this, &cmd] { return ApplyLocal(cmd); }));
+    }
+  }
+  for (auto& f : results) *response.add_results() = f.get();
+  return ProtoResponse(response);
+}
+
+HttpResponse WorkerService::HandleInternalQuery(HttpRequest& req) {
+  pb::ShardQuery query;
+  if (!query.ParseFromString(req.body)) {
+    return ErrorResponse(Status(Code::kInvalidRequest, "Malformed protobuf ShardQuery"));
+  }
+  PointFilter filter;
+  filter.metric = query.metric();
+  filter.partition_key = query.partition_key();
+  if (query.has_from()) filter.from_us = query.from_us();
+  if (query.has_to()) filter.to_us = query.to_us();
+  pb::ShardQueryResponse response;
+  response.set_node_id(config_.node_id);
+  std::vector<std::pair<uint32_t, std::future<Result<PartialAggregate>>>> running;
+  for (uint32_t shard : query.shards()) {
+    ShardStore* store = shards_.Find(shard);
+    if (!store) {  // never written here: an empty shard
+      auto* p = response.add_partials();
+      p->set_shard(shard);
+      p->mutable_aggregate();
+      continue;
+    }
+    running.emplace_back(shard, std::async(std::launch::async, [store, &filter] { return store->Aggregate(filter); }));
+  }
+  for (auto& [shard, fut] : running) {
+    auto r = fut.get();
+    if (!r.ok()) return ErrorResponse(r.status());
+    auto* p = response.add_partials();
+    p->set_shard(shard);
+    auto* a = p->mutable_aggregate();
+    a->set_count(r->count);
+    a->set_sum(r->sum);
+    a->set_min(r->min);
+    a->set_max(r->max);
+  }
+  return ProtoResponse(response);
+}
+
+HttpResponse WorkerService::HandleInternalMap(HttpRequest& req) {
+  auto json = nlohmann::json::parse(req.body, nullptr, false);
+  auto map = ClusterMap::FromJson(json);
+  if (!map.ok()) return ErrorResponse(map.status());
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> lock(map_mu_);
+    if (!map_ || map_->version() != map->version() || map_->assigned() != map->assigned()) {
+      map_ = *map;
+      changed = true;
+    }
+  }
+  if (changed) {
+    Status s = map->Save(config_.db_path + "/cluster_map.json");
+    if (!s.ok()) spdlog::warn("cannot persist cluster map: {}", s.ToString());
+  }
+  return JsonResponse(HealthJson());
+}
+
+}  // namespace rm

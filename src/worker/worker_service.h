@@ -1,0 +1,66 @@
+// WorkerService: the worker node. Hosts shard stores and serves
+//   POST /insert, POST /compute, GET /health          (seed 001 worker API)
+//   POST /internal/write   apply ShardCommands        (protobuf, from control/workers)
+//   POST /internal/query   partial aggregates         (protobuf, from control)
+//   POST /internal/map     receive the cluster map    (JSON, from control; answers health)
+// Writes are applied through ShardStore::ApplyNext today; Raft will sit between
+// /internal/write and the store without changing either side.
+// Thread-safe: handlers run concurrently on the server's handler pool.
+#pragma once
+
+#include "src/cluster/cluster_map.h"
+#include "src/cluster/node_config.h"
+#include "src/net/http_client.h"
+#include "src/net/router.h"
+#include "src/worker/shard_registry.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace rm {
+
+class WorkerService {
+ public:
+  explicit WorkerService(NodeConfig config);
+  ~WorkerService();
+
+  // Opens the shard files and the last known cluster map; starts registration
+  // with CONTROL_HOST when set. `port` is the port actually bound.
+  Status Start(uint16_t port);
+  void Stop();
+  void RegisterRoutes(Router& router);
+
+ private:
+  HttpResponse HandleInsert(HttpRequest& req);
+  HttpResponse HandleCompute(HttpRequest& req);
+  HttpResponse HandleHealth(HttpRequest& req);
+  HttpResponse HandleInternalWrite(HttpRequest& req);
+  HttpResponse HandleInternalQuery(HttpRequest& req);
+  HttpResponse HandleInternalMap(HttpRequest& req);
+
+  nlohmann::json HealthJson();
+  std::optional<ClusterMap> CurrentMap();
+  // Applies one command to a local shard, refusing shards this worker does not own.
+  raftmetrics::v1::ShardWriteResult ApplyLocal(const raftmetrics::v1::ShardCommand& command);
+  void RegistrationLoop();
+
+  NodeConfig config_;
+  ShardRegistry shards_;
+  HttpClient client_;
+  const int64_t started_us_;
+  std::string advertise_;
+
+  std::mutex map_mu_;
+  std::optional<ClusterMap> map_;  // guarded by map_mu_
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread registration_;
+};
+
+}  // namespace rm
