@@ -1,0 +1,45 @@
+# RaftMetrics: the short commands. Each installs what is missing first.
+#   make run    build and start the embedded default cluster (control :8080, workers :8081, :8082)
+#   make test   build and run every test (unit + integration)
+#   make build  build only
+#   make bench  the side-by-side benchmark (bench/compare.sh)
+#   make asan   build and test under AddressSanitizer + UBSan (build-asan/)
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: deps build run test unit integration bench asan format clean
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja: CMakeLists.txt | deps
+	@cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) >/dev/null
+
+build: deps $(BUILD)/build.ninja
+	@ninja -C $(BUILD) -j $(JOBS)
+
+run: build
+	@$(BUILD)/raftmetrics local
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure -L unit
+
+integration: build
+	@cd $(BUILD) && ctest --output-on-failure -L integration
+
+bench: deps
+	@WITH_BENCH=1 scripts/install-deps.sh
+	@bench/compare.sh
+
+asan:
+	@$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DRM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+
+format:
+	@find src tests bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) build-asan
