@@ -2,7 +2,11 @@
 
 #include "src/partition/partitioner.h"
 
+#include "src/common/time_util.h"
+
+#include <atomic>
 #include <future>
+#include <random>
 
 namespace rm {
 
@@ -32,6 +36,13 @@ Status WriteSummary::FailureStatus(const std::string& idempotency_key) const {
                  {"failed_shards", failed},
                  {"idempotency_key", idempotency_key},
                  {"retry_after", "1s"}});
+}
+
+std::string AutoIdempotencyKey(const std::string& node_id) {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t nonce = std::random_device{}() * 0x9E3779B97F4A7C15ull ^
+                                static_cast<uint64_t>(NowMicros());
+  return "auto:" + node_id + ":" + std::to_string(nonce) + ":" + std::to_string(++counter);
 }
 
 std::vector<std::pair<std::string, std::string>> InternalHeaders() {

@@ -45,6 +45,10 @@ WriteSummary DispatchWrites(const ClusterMap& map,
                             HttpClient& client, std::chrono::milliseconds timeout,
                             const std::string& self_id, const LocalApply& apply_local);
 
+// A key for writes that came without one, unique per process and call: makes
+// the node's own retries (stale keep-alive connections) safe.
+std::string AutoIdempotencyKey(const std::string& node_id);
+
 // Headers every node-to-node call carries.
 std::vector<std::pair<std::string, std::string>> InternalHeaders();
 

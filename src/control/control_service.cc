@@ -11,7 +11,6 @@
 
 #include <atomic>
 #include <future>
-#include <random>
 #include <set>
 
 namespace rm {
@@ -22,14 +21,6 @@ namespace {
 
 bool WantsProtobuf(const HttpRequest& req) {
   return req.Header("accept").find("application/x-protobuf") != std::string::npos;
-}
-
-// A key for writes that came without one: makes the control node's own retries
-// (stale keep-alive connections) safe. Unique per process and request.
-std::string AutoKey(const std::string& node_id) {
-  static std::atomic<uint64_t> counter{0};
-  static const uint64_t nonce = std::random_device{}() * 0x9E3779B97F4A7C15ull ^ NowMicros();
-  return "auto:" + node_id + ":" + std::to_string(nonce) + ":" + std::to_string(++counter);
 }
 
 }  // namespace
@@ -67,9 +58,10 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
   CommandOptions options;
   options.now_us = now;
   // Client keys are remembered for a day; our own only long enough to cover retries.
-  options.idempotency_key = client_key.empty() ? AutoKey(config_.node_id) : "client:" + client_key;
+  options.idempotency_key = client_key.empty() ? AutoIdempotencyKey(config_.node_id) : "client:" + client_key;
   options.key_expires_us = now + (client_key.empty() ? 600LL : config_.idempotency_ttl_s) * 1000000LL;
-  auto commands = BuildShardCommands(parsed->points, map.num_shards(), options);
+  const bool is_batch = parsed->is_batch;
+  auto commands = BuildShardCommands(std::move(*parsed), map.num_shards(), options);
   WriteSummary summary = DispatchWrites(map, std::move(commands), client_,
                                         std::chrono::milliseconds(config_.write_timeout_ms), "", nullptr);
   if (!summary.all_ok()) {
@@ -78,7 +70,7 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
   pb::InsertResponse out;
   out.set_success(true);
   out.set_inserted(summary.stored_points);
-  if (parsed->is_batch) {
+  if (is_batch) {
     out.set_message("Metrics inserted successfully");
     out.set_partition(-1);
   } else {
@@ -93,7 +85,7 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
     return r;
   }
   nlohmann::json body = {{"success", true}, {"message", out.message()}};
-  if (parsed->is_batch) {
+  if (is_batch) {
     body["inserted"] = out.inserted();
   } else {
     body["worker_node"] = out.worker_node();

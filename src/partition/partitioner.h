@@ -5,6 +5,7 @@
 
 #include "proto/raftmetrics.pb.h"
 #include "src/wire/point.h"
+#include "src/wire/point_parser.h"
 
 #include <cstdint>
 #include <map>
@@ -26,6 +27,10 @@ struct CommandOptions {
 // order within a series.
 std::map<uint32_t, raftmetrics::v1::ShardCommand> BuildShardCommands(
     const std::vector<ParsedPoint>& points, uint32_t num_shards, const CommandOptions& options);
+
+// Same for a whole parsed request; columnar series are moved, not copied.
+std::map<uint32_t, raftmetrics::v1::ShardCommand> BuildShardCommands(
+    ParsedInsert&& insert, uint32_t num_shards, const CommandOptions& options);
 
 // Points carried by a command.
 uint64_t PointCount(const raftmetrics::v1::ShardCommand& command);

@@ -240,33 +240,36 @@ Result<ParsedInsert> ParseProtobuf(std::string_view body, InsertDialect dialect)
            dialect, prefix, errors);
     result.points.push_back(std::move(p));
   }
+  result.series.reserve(req.series_size());
   for (int i = 0; i < req.series_size(); ++i) {
-    const auto& s = req.series(i);
+    auto& s = *req.mutable_series(i);
     std::string prefix = "series[" + std::to_string(i) + "]";
     if (s.timestamps_us_size() != s.values_size()) {
       errors.Add(prefix + ".values", "must have as many entries as timestamps_us");
       continue;
     }
-    ParsedPoint tmpl;
-    tmpl.metric = s.metric();
-    tmpl.partition_key = s.partition_key();
-    for (const auto& [k, v] : s.tags()) tmpl.tags.emplace_back(k, v);
-    Finish(tmpl, !s.partition_key().empty() || dialect == InsertDialect::kInsert,
-           !s.metric().empty(), dialect, prefix, errors);
+    if (s.values_size() == 0) {
+      errors.Add(prefix + ".values", "must contain at least one value");
+      continue;
+    }
+    ParsedPoint head;  // validates the series description once
+    head.metric = s.metric();
+    head.partition_key = s.partition_key();
+    for (const auto& [k, v] : s.tags()) head.tags.emplace_back(k, v);
+    Finish(head, !s.partition_key().empty() || dialect == InsertDialect::kInsert, !s.metric().empty(),
+           dialect, prefix, errors);
     for (int j = 0; j < s.values_size(); ++j) {
       if (!std::isfinite(s.values(j))) {
         errors.Add(prefix + ".values[" + std::to_string(j) + "]", "must be a finite number");
       }
     }
-    result.points.reserve(result.points.size() + s.values_size());
-    for (int j = 0; j < s.values_size(); ++j) {
-      ParsedPoint p = tmpl;
-      p.value = s.values(j);
-      p.timestamp_us = s.timestamps_us(j);
-      result.points.push_back(std::move(p));
-    }
+    s.set_metric(head.metric);
+    s.set_partition_key(head.partition_key);
+    result.series.push_back(std::move(s));
   }
-  if (result.points.empty() && errors.empty()) errors.Add("points", "must contain at least one point");
+  if (result.points.empty() && result.series.empty() && errors.empty()) {
+    errors.Add("points", "must contain at least one point");
+  }
   if (!errors.empty()) return errors.ToStatus();
   return result;
 }

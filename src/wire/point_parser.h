@@ -15,6 +15,7 @@
 // listing every bad field (up to a cap). Nothing is partially accepted.
 #pragma once
 
+#include "proto/raftmetrics.pb.h"
 #include "src/common/status.h"
 #include "src/wire/point.h"
 
@@ -30,7 +31,17 @@ enum class InsertDialect {
 
 struct ParsedInsert {
   std::vector<ParsedPoint> points;
+  // Columnar protobuf series, validated in place and kept as they came (no
+  // per-point copies): metric set ("default" filled in), partition_key set,
+  // timestamps 0 where the receiver fills in "now".
+  std::vector<raftmetrics::v1::SeriesPoints> series;
   bool is_batch = false;  // a single point object (or one-point protobuf) is not a batch
+
+  size_t PointCount() const {
+    size_t n = points.size();
+    for (const auto& s : series) n += static_cast<size_t>(s.values_size());
+    return n;
+  }
 };
 
 Result<ParsedInsert> ParseInsertBody(std::string_view body, std::string_view content_type,

@@ -141,17 +141,20 @@ HttpResponse WorkerService::HandleInsert(HttpRequest& req) {
                                 {{"retry_after", "1s"}}));
   }
   const int64_t now = NowMicros();
-  std::string key = req.Header("idempotency-key");
-  CommandOptions options{now, key.empty() ? "auto:" + config_.node_id + ":" + std::to_string(now) : key,
-                         now + (key.empty() ? 600LL : config_.idempotency_ttl_s) * 1000000LL};
-  if (!key.empty()) options.idempotency_key = "client:" + key;
-  auto commands = BuildShardCommands(parsed->points, map->num_shards(), options);
+  const std::string& key = req.Header("idempotency-key");
+  CommandOptions options;
+  options.now_us = now;
+  // The same "client:" prefix as the control node: a retry through either path is deduplicated.
+  options.idempotency_key = key.empty() ? AutoIdempotencyKey(config_.node_id) : "client:" + key;
+  options.key_expires_us = now + (key.empty() ? 600LL : config_.idempotency_ttl_s) * 1000000LL;
+  const bool is_batch = parsed->is_batch;
+  auto commands = BuildShardCommands(std::move(*parsed), map->num_shards(), options);
   WriteSummary summary =
       DispatchWrites(*map, std::move(commands), client_, std::chrono::milliseconds(config_.write_timeout_ms),
                      config_.node_id, [this](const pb::ShardCommand& c) { return ApplyLocal(c); });
   if (!summary.all_ok()) return ErrorResponse(summary.FailureStatus(key));
   nlohmann::json body = {{"success", true}, {"storage_size", FormatBytes(shards_.DiskBytes())}};
-  if (parsed->is_batch) {
+  if (is_batch) {
     body["message"] = "Metrics inserted successfully";
     body["inserted"] = summary.stored_points;
   } else {

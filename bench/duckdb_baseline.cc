@@ -1,0 +1,176 @@
+// rm_duckdb_baseline: the physical limit of RaftMetrics' storage. Loads the
+// benchmark dataset (bench/dataset.h) into ONE DuckDB file through the
+// vectorised Appender (rm::db::Connection::AppendColumns, the call the shard
+// stores use), with no network, no parsing and no partitioning, then times the
+// overall average query and reports the file size.
+//
+//   rm_duckdb_baseline --db /tmp/base.duckdb [--points N] [--hosts H] [--batch B] [--threads T]
+//
+// Schema as a shard store: series(id, metric, host, datacenter) described once,
+// points(series_id INTEGER, ts BIGINT (micros), value DOUBLE). Each batch of
+// --batch points is one AppendColumns call = one committed transaction, like one
+// RaftMetrics insert request. The columns are generated before the clock starts.
+// The last line is machine-readable:
+//   RESULT points=... seconds=... points_per_s=... query_ms=... bytes=... bytes_per_point=... peak_rss_kb=...
+#include "bench/dataset.h"
+#include "src/storage/duckdb.h"
+
+#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace {
+
+using rmbench::Dataset;
+using Clock = std::chrono::steady_clock;
+
+double Ms(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); }
+
+int Fail(const rm::Status& s) {
+  std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+uint64_t FileBytes(const std::string& path) {
+  uint64_t total = 0;
+  for (const auto& p : {path, path + ".wal"}) {
+    std::error_code ec;
+    auto n = std::filesystem::file_size(p, ec);
+    if (!ec) total += n;
+  }
+  return total;
+}
+
+long PeakRssKb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Dataset d;
+  std::string path = "/tmp/rm_duckdb_baseline.duckdb";
+  uint64_t batch = 50'000;
+  int threads = 2;
+  int runs = 5;
+  std::string memory_limit = "4GB";
+
+  CLI::App app{"DuckDB alone: Appender ingest and overall-average query over the benchmark dataset"};
+  app.add_option("--db", path, "DuckDB file to create (replaced if present)");
+  app.add_option("--points", d.points, "Number of points")->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  app.add_option("--hosts", d.hosts, "Number of hosts (series)")->check(CLI::Range(1u, 10'000'000u));
+  app.add_option("--batch", batch, "Points per AppendColumns call (one transaction each)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
+  app.add_option("--threads", threads, "DuckDB threads")->check(CLI::Range(1, 256));
+  app.add_option("--memory-limit", memory_limit, "DuckDB memory_limit");
+  app.add_option("--runs", runs, "Query repetitions (the median is reported)")->check(CLI::Range(1, 1000));
+  CLI11_PARSE(app, argc, argv);
+
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  std::filesystem::remove(path + ".wal", ec);
+
+  // Generate every batch's columns first (not timed).
+  auto g0 = Clock::now();
+  const uint64_t nbatches = (d.points + batch - 1) / batch;
+  std::vector<rm::db::ColumnBatch> batches(nbatches);
+  for (uint64_t b = 0; b < nbatches; ++b) {
+    const uint64_t lo = b * batch, hi = std::min(d.points, lo + batch);
+    auto& cb = batches[b];
+    cb.int32_col.reserve(hi - lo);
+    cb.int64_col.reserve(hi - lo);
+    cb.double_col.reserve(hi - lo);
+    for (uint64_t i = lo; i < hi; ++i) {
+      cb.int32_col.push_back(static_cast<int32_t>(d.Host(i)));
+      cb.int64_col.push_back(d.TimestampMs(i) * 1000);
+      cb.double_col.push_back(d.Value(i));
+    }
+  }
+  auto g1 = Clock::now();
+  auto expected = d.Expected();
+  std::printf("generated %llu points in %llu batches of <= %llu in %.0f ms; DuckDB %s, threads=%d\n",
+              static_cast<unsigned long long>(d.points), static_cast<unsigned long long>(nbatches),
+              static_cast<unsigned long long>(batch), Ms(g0, g1), rm::db::LibraryVersion().c_str(), threads);
+
+  auto db = rm::db::Database::Open(path, {{"threads", std::to_string(threads)}, {"memory_limit", memory_limit}});
+  if (!db.ok()) return Fail(db.status());
+  auto conn = (*db)->Connect();
+  if (!conn.ok()) return Fail(conn.status());
+  rm::db::Connection& c = **conn;
+  rm::Status s = c.Execute(
+      "CREATE TABLE series(id INTEGER PRIMARY KEY, metric VARCHAR NOT NULL, host VARCHAR, datacenter VARCHAR);"
+      "CREATE TABLE points(series_id INTEGER NOT NULL, ts BIGINT NOT NULL, value DOUBLE NOT NULL);");
+  if (!s.ok()) return Fail(s);
+  {
+    std::vector<std::vector<rm::db::Param>> rows;
+    for (uint32_t h = 0; h < d.hosts; ++h) {
+      rows.push_back({rm::db::Param::Int(h), rm::db::Param::Text(d.metric), rm::db::Param::Text(Dataset::HostName(h)),
+                      rm::db::Param::Text(Dataset::Datacenter(h))});
+    }
+    s = c.AppendRows("series", rows);
+    if (!s.ok()) return Fail(s);
+  }
+
+  // Ingest: one AppendColumns (one commit) per batch.
+  auto t0 = Clock::now();
+  for (auto& cb : batches) {
+    s = c.AppendColumns("points", cb);
+    if (!s.ok()) return Fail(s);
+    cb = {};  // free as we go, like a server would
+  }
+  auto t1 = Clock::now();
+  s = c.Execute("CHECKPOINT");
+  if (!s.ok()) return Fail(s);
+  auto t2 = Clock::now();
+  const double ingest_s = Ms(t0, t1) / 1000;
+  const double rate = static_cast<double>(d.points) / ingest_s;
+  std::printf("ingest: %.3f s, %.0f points/s (appends committed); CHECKPOINT %.0f ms -> %.0f points/s incl. checkpoint\n",
+              ingest_s, rate, Ms(t1, t2), static_cast<double>(d.points) / (Ms(t0, t2) / 1000));
+
+  // Query: the overall average, as a shard store answers /analytics.
+  const std::string sql = "SELECT count(value), sum(value), min(value), max(value) FROM points";
+  std::vector<double> times;
+  double average = 0;
+  uint64_t count = 0;
+  for (int r = 0; r < runs; ++r) {
+    auto q0 = Clock::now();
+    auto rows = c.Query(sql);
+    auto q1 = Clock::now();
+    if (!rows.ok()) return Fail(rows.status());
+    count = static_cast<uint64_t>(rows->Int(0, 0));
+    average = rows->Double(1, 0) / static_cast<double>(count);
+    times.push_back(Ms(q0, q1));
+  }
+  std::vector<double> sorted = times;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  std::printf("query: %s\n  runs ms:", sql.c_str());
+  for (double t : times) std::printf(" %.2f", t);
+  std::printf("  -> median %.2f ms; count=%llu average=%.12g (expected count=%llu average=%.12g)\n", median,
+              static_cast<unsigned long long>(count), average, static_cast<unsigned long long>(expected.count),
+              expected.Average());
+  const bool correct = count == expected.count && std::fabs(average - expected.Average()) < 1e-9;
+  if (!correct) std::printf("WARNING: the query result does not match the dataset\n");
+
+  conn->reset();
+  db->reset();
+  const uint64_t bytes = FileBytes(path);
+  std::printf("file: %s %llu bytes, %.2f bytes/point; peak RSS %ld kB\n", path.c_str(),
+              static_cast<unsigned long long>(bytes), static_cast<double>(bytes) / static_cast<double>(d.points),
+              PeakRssKb());
+  std::printf("RESULT points=%llu seconds=%.3f points_per_s=%.0f checkpoint_ms=%.0f query_ms=%.2f bytes=%llu "
+              "bytes_per_point=%.2f peak_rss_kb=%ld correct=%d\n",
+              static_cast<unsigned long long>(d.points), ingest_s, rate, Ms(t1, t2), median,
+              static_cast<unsigned long long>(bytes), static_cast<double>(bytes) / static_cast<double>(d.points),
+              PeakRssKb(), correct ? 1 : 0);
+  return correct ? 0 : 1;
+}
