@@ -133,6 +133,14 @@ class HttpServer::Impl {
       co_await http::async_read_header(stream, buffer, parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
       if (!ec && !parser.is_done()) {
+        // curl sends "Expect: 100-continue" for bodies over 1 KiB and waits a
+        // second for the go-ahead unless it gets one.
+        if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+          http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
+          stream.expires_after(options_.body_timeout);
+          co_await http::async_write(stream, cont, asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) break;
+        }
         stream.expires_after(options_.body_timeout);
         co_await http::async_read(stream, buffer, parser,
                                   asio::redirect_error(asio::use_awaitable, ec));

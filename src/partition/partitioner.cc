@@ -63,7 +63,6 @@ std::map<uint32_t, raftmetrics::v1::ShardCommand> BuildShardCommands(
 std::map<uint32_t, raftmetrics::v1::ShardCommand> BuildShardCommands(
     ParsedInsert&& insert, uint32_t num_shards, const CommandOptions& options) {
   std::map<uint32_t, raftmetrics::v1::ShardCommand> commands;
-  AddPoints(insert.points, num_shards, options, commands);
   for (auto& s : insert.series) {
     uint32_t shard = ShardFor(s.partition_key(), num_shards);
     for (auto& ts : *s.mutable_timestamps_us()) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 
 namespace rm {
 namespace {
@@ -19,6 +20,7 @@ class Errors {
     if (fields_.size() < kMaxReportedErrors) fields_.push_back({{"field", field}, {"error", error}});
   }
   bool empty() const { return total_ == 0; }
+  size_t total() const { return total_; }
   Status ToStatus() const {
     nlohmann::json details = {{"fields", fields_}};
     if (total_ > fields_.size()) details["total_errors"] = total_;
@@ -30,128 +32,190 @@ class Errors {
   size_t total_ = 0;
 };
 
-std::string FieldName(const std::string& prefix, const char* field) {
-  return prefix.empty() ? std::string(field) : prefix + "." + field;
-}
+// Where a point sits in the request, for error messages; rendered only on error
+// so that the happy path builds no strings.
+struct PointPath {
+  const char* list = nullptr;  // "points", "series", or nullptr for a single point
+  size_t index = 0;
+
+  std::string Field(const char* field) const {
+    if (!list) return field;
+    return std::string(list) + "[" + std::to_string(index) + "]." + field;
+  }
+  std::string Self() const {
+    return list ? std::string(list) + "[" + std::to_string(index) + "]" : "body";
+  }
+};
 
 // Checks and normalises one point (shared by the JSON and protobuf paths).
+// For /metrics without an explicit partition key, the key (the series) is left
+// empty here and derived once per new series by SeriesAccumulator.
 void Finish(ParsedPoint& p, bool has_partition_key, bool has_metric, InsertDialect dialect,
-            const std::string& prefix, Errors& errors) {
+            const PointPath& path, Errors& errors) {
   if (!has_metric) {
     if (dialect == InsertDialect::kMetrics) {
-      errors.Add(FieldName(prefix, "key"), "is required");
+      errors.Add(path.Field("key"), "is required");
     } else {
       p.metric = "default";
     }
   } else if (!IsValidName(p.metric) || p.metric.size() > kMaxNameLength) {
-    errors.Add(FieldName(prefix, "key"), "must match pattern ^[a-zA-Z0-9_.-]+$ (at most 256 characters)");
+    errors.Add(path.Field("key"), "must match pattern ^[a-zA-Z0-9_.-]+$ (at most 256 characters)");
   }
-  std::sort(p.tags.begin(), p.tags.end());
+  if (p.tags.size() > 1) std::sort(p.tags.begin(), p.tags.end());
   for (size_t i = 0; i < p.tags.size(); ++i) {
     const auto& [k, v] = p.tags[i];
     if (!IsValidName(k) || k.size() > kMaxNameLength) {
-      errors.Add(FieldName(prefix, "tags") + "." + k, "tag key must match pattern ^[a-zA-Z0-9_.-]+$");
+      errors.Add(path.Field("tags") + "." + k, "tag key must match pattern ^[a-zA-Z0-9_.-]+$");
     } else if (i > 0 && p.tags[i - 1].first == k) {
-      errors.Add(FieldName(prefix, "tags") + "." + k, "duplicate tag key");
+      errors.Add(path.Field("tags") + "." + k, "duplicate tag key");
     }
     if (v.size() > kMaxTagValueLength) {
-      errors.Add(FieldName(prefix, "tags") + "." + k, "tag value longer than 1024 bytes");
+      errors.Add(path.Field("tags") + "." + k, "tag value longer than 1024 bytes");
     }
   }
-  if (p.tags.size() > kMaxTagsPerPoint) errors.Add(FieldName(prefix, "tags"), "more than 64 tags");
-  if (!std::isfinite(p.value)) errors.Add(FieldName(prefix, "value"), "must be a finite number");
+  if (p.tags.size() > kMaxTagsPerPoint) errors.Add(path.Field("tags"), "more than 64 tags");
+  if (!std::isfinite(p.value)) errors.Add(path.Field("value"), "must be a finite number");
   if (has_partition_key) {
     if (p.partition_key.empty()) {
-      errors.Add(FieldName(prefix, "partition_key"), "must be a non-empty string");
+      errors.Add(path.Field("partition_key"), "must be a non-empty string");
     } else if (p.partition_key.size() > kMaxPartitionKeyLength) {
-      errors.Add(FieldName(prefix, "partition_key"), "longer than 1024 bytes");
+      errors.Add(path.Field("partition_key"), "longer than 1024 bytes");
     }
   } else if (dialect == InsertDialect::kInsert) {
-    errors.Add(FieldName(prefix, "partition_key"), "is required");
+    errors.Add(path.Field("partition_key"), "is required");
   } else {
-    p.partition_key = SeriesKey(p.metric, p.tags);
+    p.partition_key.clear();
   }
 }
 
-void ParseTags(simdjson::dom::element el, const std::string& field, ParsedPoint& p, Errors& errors) {
+// Groups validated points into columnar series as they are parsed, so a batch
+// allocates per series, not per point.
+class SeriesAccumulator {
+ public:
+  void Add(const ParsedPoint& p) {
+    scratch_.clear();
+    scratch_ += p.partition_key;
+    scratch_ += '\0';
+    scratch_ += p.metric;
+    for (const auto& [k, v] : p.tags) {
+      scratch_ += '\0';
+      scratch_ += k;
+      scratch_ += '=';
+      scratch_ += v;
+    }
+    auto it = index_.find(scratch_);
+    raftmetrics::v1::SeriesPoints* s;
+    if (it == index_.end()) {
+      s = &series_.emplace_back();
+      s->set_metric(p.metric);
+      s->set_partition_key(p.partition_key.empty() ? SeriesKey(p.metric, p.tags) : p.partition_key);
+      for (const auto& [k, v] : p.tags) (*s->mutable_tags())[k] = v;
+      index_.emplace(scratch_, series_.size() - 1);
+    } else {
+      s = &series_[it->second];
+    }
+    s->add_timestamps_us(p.timestamp_us);
+    s->add_values(p.value);
+  }
+  std::vector<raftmetrics::v1::SeriesPoints> Take() { return std::move(series_); }
+
+ private:
+  std::string scratch_;
+  std::unordered_map<std::string, size_t> index_;
+  std::vector<raftmetrics::v1::SeriesPoints> series_;
+};
+
+void ParseTags(simdjson::dom::element el, const PointPath& path, const char* field, ParsedPoint& p,
+               Errors& errors) {
   simdjson::dom::object obj;
   if (el.get_object().get(obj)) {
-    errors.Add(field, "must be an object of string values");
+    errors.Add(path.Field(field), "must be an object of string values");
     return;
   }
   for (auto [k, v] : obj) {
     std::string_view sv;
     if (v.get_string().get(sv)) {
-      errors.Add(field + "." + std::string(k), "tag value must be a string");
+      errors.Add(path.Field(field) + "." + std::string(k), "tag value must be a string");
       continue;
     }
     p.tags.emplace_back(std::string(k), std::string(sv));
   }
 }
 
-void ParseJsonPoint(simdjson::dom::element el, const std::string& prefix, InsertDialect dialect,
-                    std::vector<ParsedPoint>& out, Errors& errors) {
+// Parses one point object into `p` (cleared first; its buffers are reused).
+// Returns false when the point has errors.
+bool ParseJsonPoint(simdjson::dom::element el, const PointPath& path, InsertDialect dialect,
+                    ParsedPoint& p, Errors& errors) {
+  const size_t errors_before = errors.total();
   simdjson::dom::object obj;
   if (el.get_object().get(obj)) {
-    errors.Add(prefix.empty() ? "body" : prefix, "must be a JSON object");
-    return;
+    errors.Add(path.Self(), "must be a JSON object");
+    return false;
   }
-  ParsedPoint p;
+  p.metric.clear();
+  p.partition_key.clear();
+  p.tags.clear();
+  p.value = 0;
+  p.timestamp_us = 0;
   bool has_pk = false, has_metric = false, has_value = false;
   for (auto [key, v] : obj) {
     if (key == "partition_key") {
       std::string_view sv;
       if (v.get_string().get(sv)) {
-        errors.Add(FieldName(prefix, "partition_key"), "must be a string");
+        errors.Add(path.Field("partition_key"), "must be a string");
       } else {
-        p.partition_key = std::string(sv);
+        p.partition_key.assign(sv);
       }
       has_pk = true;
     } else if (key == "key" || key == "metric") {
       std::string_view sv;
+      has_metric = true;
       if (v.get_string().get(sv)) {
-        errors.Add(FieldName(prefix, "key"), "must be a string");
-        has_metric = true;
-        p.metric = "";
+        errors.Add(path.Field("key"), "must be a string");
         continue;
       }
-      p.metric = std::string(sv);
-      has_metric = true;
+      p.metric.assign(sv);
     } else if (key == "value") {
       has_value = true;
       double d;
-      if (v.is_double() || v.is_int64() || v.is_uint64()) {
-        if (!v.get_double().get(d)) p.value = d;
+      if (v.is_number() && !v.get_double().get(d)) {
+        p.value = d;
       } else {
-        errors.Add(FieldName(prefix, "value"), "must be a number");
+        errors.Add(path.Field("value"), "must be a number");
       }
     } else if (key == "timestamp") {
       std::string_view sv;
       if (v.is_null()) continue;
       if (v.get_string().get(sv)) {
-        errors.Add(FieldName(prefix, "timestamp"), "must be a valid ISO 8601 timestamp");
+        errors.Add(path.Field("timestamp"), "must be a valid ISO 8601 timestamp");
         continue;
       }
       auto ts = ParseIso8601(sv);
       if (!ts) {
-        errors.Add(FieldName(prefix, "timestamp"), "must be a valid ISO 8601 timestamp");
-      } else if (*ts == 0) {
-        p.timestamp_us = 1;  // 0 means "unset" internally; the epoch itself is kept 1 us later
+        errors.Add(path.Field("timestamp"), "must be a valid ISO 8601 timestamp");
       } else {
-        p.timestamp_us = *ts;
+        // 0 means "unset" internally; the epoch itself is kept 1 us later.
+        p.timestamp_us = *ts == 0 ? 1 : *ts;
       }
     } else if (key == "tags" || key == "metadata") {
-      if (!v.is_null()) ParseTags(v, FieldName(prefix, std::string(key).c_str()), p, errors);
+      if (!v.is_null()) ParseTags(v, path, key == "tags" ? "tags" : "metadata", p, errors);
     }
   }
-  if (!has_value) errors.Add(FieldName(prefix, "value"), "is required");
-  Finish(p, has_pk, has_metric, dialect, prefix, errors);
-  out.push_back(std::move(p));
+  if (!has_value) errors.Add(path.Field("value"), "is required");
+  Finish(p, has_pk, has_metric, dialect, path, errors);
+  return errors.total() == errors_before;
 }
 
 Result<ParsedInsert> ParseJson(std::string_view body, InsertDialect dialect, bool ndjson) {
   ParsedInsert result;
   Errors errors;
+  SeriesAccumulator acc;
+  ParsedPoint scratch;
+  size_t count = 0;
+  auto add = [&](simdjson::dom::element el, PointPath path) {
+    if (ParseJsonPoint(el, path, dialect, scratch, errors) && errors.empty()) acc.Add(scratch);
+    ++count;
+  };
   simdjson::dom::parser parser;
   if (ndjson) {
     result.is_batch = true;
@@ -161,18 +225,14 @@ Result<ParsedInsert> ParseJson(std::string_view body, InsertDialect dialect, boo
       if (nl == std::string_view::npos) nl = body.size();
       std::string_view line = body.substr(pos, nl - pos);
       pos = nl + 1;
-      if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
-        ++line_no;
-        continue;
-      }
+      ++line_no;
+      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
       simdjson::dom::element el;
       if (parser.parse(line.data(), line.size()).get(el)) {
         return Status(Code::kInvalidRequest, "Malformed JSON",
-                      {{"line", line_no + 1}, {"reason", "invalid JSON on this NDJSON line"}});
+                      {{"line", line_no}, {"reason", "invalid JSON on this NDJSON line"}});
       }
-      ParseJsonPoint(el, "points[" + std::to_string(result.points.size()) + "]", dialect,
-                     result.points, errors);
-      ++line_no;
+      add(el, PointPath{"points", count});
     }
   } else {
     simdjson::dom::element root;
@@ -194,16 +254,14 @@ Result<ParsedInsert> ParseJson(std::string_view body, InsertDialect dialect, boo
     }
     if (is_array) {
       result.is_batch = true;
-      size_t i = 0;
-      for (auto el : arr) {
-        ParseJsonPoint(el, "points[" + std::to_string(i++) + "]", dialect, result.points, errors);
-      }
+      for (auto el : arr) add(el, PointPath{"points", count});
     } else {
-      ParseJsonPoint(root, "", dialect, result.points, errors);
+      add(root, PointPath{});
     }
   }
-  if (result.points.empty() && errors.empty()) errors.Add("points", "must contain at least one point");
+  if (count == 0 && errors.empty()) errors.Add("points", "must contain at least one point");
   if (!errors.empty()) return errors.ToStatus();
+  result.series = acc.Take();
   return result;
 }
 
@@ -215,41 +273,40 @@ Result<ParsedInsert> ParseProtobuf(std::string_view body, InsertDialect dialect)
   }
   ParsedInsert result;
   Errors errors;
+  SeriesAccumulator acc;
   result.is_batch = !(req.points_size() == 1 && req.series_size() == 0);
-  auto convert_ts = [&](const std::string& text, int64_t us, const std::string& field) -> int64_t {
-    if (!text.empty()) {
-      auto ts = ParseIso8601(text);
-      if (!ts) {
-        errors.Add(field, "must be a valid ISO 8601 timestamp");
-        return 0;
-      }
-      return *ts == 0 ? 1 : *ts;
-    }
-    return us;
-  };
   for (int i = 0; i < req.points_size(); ++i) {
     const auto& pt = req.points(i);
-    std::string prefix = result.is_batch ? "points[" + std::to_string(i) + "]" : "";
+    PointPath path{result.is_batch ? "points" : nullptr, static_cast<size_t>(i)};
     ParsedPoint p;
     p.metric = pt.metric();
     p.partition_key = pt.partition_key();
     p.value = pt.value();
-    p.timestamp_us = convert_ts(pt.timestamp(), pt.timestamp_us(), FieldName(prefix, "timestamp"));
+    p.timestamp_us = pt.timestamp_us();
+    if (!pt.timestamp().empty()) {
+      auto ts = ParseIso8601(pt.timestamp());
+      if (!ts) {
+        errors.Add(path.Field("timestamp"), "must be a valid ISO 8601 timestamp");
+      } else {
+        p.timestamp_us = *ts == 0 ? 1 : *ts;
+      }
+    }
     for (const auto& [k, v] : pt.tags()) p.tags.emplace_back(k, v);
     Finish(p, !pt.partition_key().empty() || dialect == InsertDialect::kInsert, !pt.metric().empty(),
-           dialect, prefix, errors);
-    result.points.push_back(std::move(p));
+           dialect, path, errors);
+    if (errors.empty()) acc.Add(p);
   }
-  result.series.reserve(req.series_size());
+  std::vector<raftmetrics::v1::SeriesPoints> columnar;
+  columnar.reserve(req.series_size());
   for (int i = 0; i < req.series_size(); ++i) {
     auto& s = *req.mutable_series(i);
-    std::string prefix = "series[" + std::to_string(i) + "]";
+    PointPath path{"series", static_cast<size_t>(i)};
     if (s.timestamps_us_size() != s.values_size()) {
-      errors.Add(prefix + ".values", "must have as many entries as timestamps_us");
+      errors.Add(path.Field("values"), "must have as many entries as timestamps_us");
       continue;
     }
     if (s.values_size() == 0) {
-      errors.Add(prefix + ".values", "must contain at least one value");
+      errors.Add(path.Field("values"), "must contain at least one value");
       continue;
     }
     ParsedPoint head;  // validates the series description once
@@ -257,24 +314,45 @@ Result<ParsedInsert> ParseProtobuf(std::string_view body, InsertDialect dialect)
     head.partition_key = s.partition_key();
     for (const auto& [k, v] : s.tags()) head.tags.emplace_back(k, v);
     Finish(head, !s.partition_key().empty() || dialect == InsertDialect::kInsert, !s.metric().empty(),
-           dialect, prefix, errors);
+           dialect, path, errors);
     for (int j = 0; j < s.values_size(); ++j) {
       if (!std::isfinite(s.values(j))) {
-        errors.Add(prefix + ".values[" + std::to_string(j) + "]", "must be a finite number");
+        errors.Add(path.Field("values") + "[" + std::to_string(j) + "]", "must be a finite number");
       }
     }
     s.set_metric(head.metric);
-    s.set_partition_key(head.partition_key);
-    result.series.push_back(std::move(s));
+    s.set_partition_key(head.partition_key.empty() ? SeriesKey(head.metric, head.tags) : head.partition_key);
+    columnar.push_back(std::move(s));
   }
-  if (result.points.empty() && result.series.empty() && errors.empty()) {
+  if (req.points_size() == 0 && req.series_size() == 0 && errors.empty()) {
     errors.Add("points", "must contain at least one point");
   }
   if (!errors.empty()) return errors.ToStatus();
+  result.series = acc.Take();
+  for (auto& s : columnar) result.series.push_back(std::move(s));
   return result;
 }
 
 }  // namespace
+
+size_t ParsedInsert::PointCount() const {
+  size_t n = 0;
+  for (const auto& s : series) n += static_cast<size_t>(s.values_size());
+  return n;
+}
+
+std::vector<ParsedPoint> ParsedInsert::Flatten() const {
+  std::vector<ParsedPoint> out;
+  out.reserve(PointCount());
+  for (const auto& s : series) {
+    Tags tags(s.tags().begin(), s.tags().end());
+    std::sort(tags.begin(), tags.end());
+    for (int i = 0; i < s.values_size(); ++i) {
+      out.push_back({s.metric(), s.partition_key(), s.values(i), s.timestamps_us(i), tags});
+    }
+  }
+  return out;
+}
 
 Result<ParsedInsert> ParseInsertBody(std::string_view body, std::string_view content_type,
                                      InsertDialect dialect) {

@@ -29,19 +29,18 @@ enum class InsertDialect {
   kMetrics,  // seed 001 /metrics: key required, partitioned by series
 };
 
+// A parsed request: validated points grouped into columnar series (each series
+// described once, in order of first appearance; points keep their input order
+// within a series). Metric and partition_key are always set ("default" metric on
+// /insert; the series key on /metrics); timestamps are 0 where the receiver
+// fills in "now". Columnar protobuf series are kept as they came (no copies).
 struct ParsedInsert {
-  std::vector<ParsedPoint> points;
-  // Columnar protobuf series, validated in place and kept as they came (no
-  // per-point copies): metric set ("default" filled in), partition_key set,
-  // timestamps 0 where the receiver fills in "now".
   std::vector<raftmetrics::v1::SeriesPoints> series;
   bool is_batch = false;  // a single point object (or one-point protobuf) is not a batch
 
-  size_t PointCount() const {
-    size_t n = points.size();
-    for (const auto& s : series) n += static_cast<size_t>(s.values_size());
-    return n;
-  }
+  size_t PointCount() const;
+  // The points one by one, in series order (for tests and small consumers).
+  std::vector<ParsedPoint> Flatten() const;
 };
 
 Result<ParsedInsert> ParseInsertBody(std::string_view body, std::string_view content_type,
