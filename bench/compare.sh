@@ -191,20 +191,29 @@ perf_start() {  # perf_start OUT pids...
   shift
   PERF_PID=
   command -v perf >/dev/null || { echo "   (perf not installed)"; return 0; }
-  perf record -F 499 -g -o "$out" -p "$(echo "$@" | tr ' ' ',' | sed 's/,$//')" >"$out.log" 2>&1 &
+  # PERF_CALLGRAPH=dwarf for call chains (the Release build has no frame pointers).
+  perf record -F 999 ${PERF_CALLGRAPH:+--call-graph "$PERF_CALLGRAPH"} -o "$out" \
+    -p "$(echo "$@" | tr ' ' ',' | sed 's/,$//')" >"$out.log" 2>&1 &
   PERF_PID=$!
   PIDS+=("$PERF_PID")
   sleep 0.5
 }
-perf_stop() {  # perf_stop OUT
+perf_stop() {  # perf_stop OUT: writes OUT.txt (by process and library, then by symbol)
   [[ -n "${PERF_PID:-}" ]] || return 0
   kill -INT "$PERF_PID" 2>/dev/null || true
   wait "$PERF_PID" 2>/dev/null || true
-  perf report -i "$1" --stdio --no-children --sort comm,dso,symbol --percent-limit 0.7 -g none \
-    >"$1.txt" 2>/dev/null || true
-  perf report -i "$1" --stdio --no-children --sort dso --percent-limit 1 -g none >"$1.dso.txt" 2>/dev/null || true
+  local clean='s/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//'
+  {
+    echo "# nodes: $(for p in $CL_NODES; do printf '%s=%s ' "$p" "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | awk '{print $2 "-" $4}')"; done)"
+    echo "# by process and library"
+    perf report -i "$1" --stdio --no-children --sort pid,dso -g none --percent-limit 1 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | sed -E "$clean"
+    echo "# by symbol"
+    perf report -i "$1" --stdio --no-children --sort pid,dso,sym -g none --percent-limit 0.4 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | sed -E "$clean" | cut -c1-200
+  } >"$1.txt"
   echo "   perf profile: $1.txt"
-  grep -v '^#' "$1.txt" | grep -v '^$' | head -25 | sed 's/^/     /'
+  head -40 "$1.txt" | sed 's/^/     /'
 }
 
 declare -A R  # results

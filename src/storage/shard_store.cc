@@ -217,6 +217,7 @@ std::optional<std::vector<int32_t>> ShardStore::MatchingSeries(const PointFilter
     if (!filter.partition_key.empty() && s.partition_key != filter.partition_key) continue;
     ids.push_back(s.id);
   }
+  if (!ids.empty() && ids.size() == series_.size()) return std::nullopt;  // no need to filter
   return ids;
 }
 
@@ -253,12 +254,22 @@ std::string WhereClause(const PointFilter& filter, const std::optional<std::vect
     params.push_back(db::Param::Int(*filter.to_us));
   }
   if (ids) {
-    where += " AND series_id IN (";
-    for (size_t i = 0; i < ids->size(); ++i) {
-      if (i) where += ',';
-      where += std::to_string((*ids)[i]);
+    // Ids are sorted; runs of consecutive ids become ranges, which DuckDB prunes
+    // with row-group min/max statistics.
+    std::string singles, ranges;
+    for (size_t i = 0; i < ids->size();) {
+      size_t j = i;
+      while (j + 1 < ids->size() && (*ids)[j + 1] == (*ids)[j] + 1) ++j;
+      if (j == i) {
+        singles += (singles.empty() ? "" : ",") + std::to_string((*ids)[i]);
+      } else {
+        ranges += (ranges.empty() ? "" : " OR ") + ("series_id BETWEEN " + std::to_string((*ids)[i]) +
+                                                   " AND " + std::to_string((*ids)[j]));
+      }
+      i = j + 1;
     }
-    where += ')';
+    if (!singles.empty()) ranges += (ranges.empty() ? "" : " OR ") + ("series_id IN (" + singles + ")");
+    where += " AND (" + ranges + ")";
   }
   return where;
 }

@@ -1,0 +1,480 @@
+// Tests of src/storage/shard_store: the per-shard state machine over one DuckDB
+// file (apply, aggregate, idempotency, replay, persistence, determinism).
+#include "src/storage/shard_store.h"
+
+#include "src/storage/duckdb.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace rm {
+namespace {
+
+namespace fs = std::filesystem;
+using raftmetrics::v1::ShardCommand;
+
+struct SeriesSpec {
+  std::string metric;
+  std::string partition_key;
+  std::vector<std::pair<std::string, std::string>> tags;  // insertion order into the proto map
+  std::vector<std::pair<int64_t, double>> points;         // (ts, value)
+};
+
+ShardCommand Command(const std::vector<SeriesSpec>& series, const std::string& key = "",
+                     int64_t issued_us = 1, int64_t key_expires_us = 1LL << 62) {
+  ShardCommand cmd;
+  cmd.set_shard(3);
+  cmd.set_idempotency_key(key);
+  cmd.set_issued_us(issued_us);
+  cmd.set_key_expires_us(key_expires_us);
+  for (const auto& spec : series) {
+    auto* s = cmd.add_series();
+    s->set_metric(spec.metric);
+    s->set_partition_key(spec.partition_key);
+    for (const auto& [k, v] : spec.tags) (*s->mutable_tags())[k] = v;
+    for (const auto& [ts, v] : spec.points) {
+      s->add_timestamps_us(ts);
+      s->add_values(v);
+    }
+  }
+  return cmd;
+}
+
+class ShardStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static int counter = 0;
+    dir_ = fs::temp_directory_path() /
+           ("rm_shard_store_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::string Path(const std::string& name = "shard-3.duckdb") const { return (dir_ / name).string(); }
+
+  std::unique_ptr<ShardStore> Open(uint32_t shard = 3, const std::string& name = "shard-3.duckdb") {
+    auto store = ShardStore::Open(Path(name), shard, ShardStoreOptions{});
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  static ApplyOutcome MustApply(ShardStore& store, const ShardCommand& cmd) {
+    auto r = store.ApplyNext(cmd);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : ApplyOutcome{};
+  }
+
+  static PartialAggregate MustAggregate(ShardStore& store, const PointFilter& filter = {}) {
+    auto r = store.Aggregate(filter);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : PartialAggregate{};
+  }
+
+  // Every row of `sql` on a closed store's file, as text.
+  std::vector<std::string> Dump(const std::string& path, const std::string& sql) {
+    std::vector<std::string> out;
+    auto db = db::Database::Open(path, {});
+    EXPECT_TRUE(db.ok()) << db.status().ToString();
+    if (!db.ok()) return out;
+    auto conn = (*db)->Connect();
+    EXPECT_TRUE(conn.ok());
+    if (!conn.ok()) return out;
+    auto rows = (*conn)->Query(sql);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    if (!rows.ok()) return out;
+    for (size_t r = 0; r < rows->size(); ++r) {
+      std::string line;
+      for (size_t c = 0; c < rows->columns(); ++c) line += "|" + rows->Text(c, r);
+      out.push_back(line);
+    }
+    return out;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(ShardStoreTest, EmptyStoreAggregatesToNothing) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->applied_index(), 0u);
+  EXPECT_EQ(store->shard(), 3u);
+  EXPECT_EQ(store->path(), Path());
+  PartialAggregate agg = MustAggregate(*store);
+  EXPECT_EQ(agg.count, 0u);
+  EXPECT_EQ(agg.Average(), std::nullopt);
+}
+
+TEST_F(ShardStoreTest, ApplyThenAggregateIsExact) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto out = MustApply(*store, Command({{"cpu", "h1", {}, {{100, 1.5}, {200, -2.25}, {300, 10}}},
+                                        {"cpu", "h2", {}, {{150, 0.75}}}}));
+  EXPECT_EQ(out.stored, 4u);
+  EXPECT_FALSE(out.duplicate);
+  EXPECT_EQ(store->applied_index(), 1u);
+  PartialAggregate agg = MustAggregate(*store);
+  EXPECT_EQ(agg.count, 4u);
+  EXPECT_DOUBLE_EQ(agg.sum, 10.0);
+  EXPECT_EQ(agg.min, -2.25);
+  EXPECT_EQ(agg.max, 10);
+  EXPECT_GT(store->DiskBytes(), 0u);
+}
+
+TEST_F(ShardStoreTest, ManyPointsAcrossAppenderChunks) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  SeriesSpec s{"m", "k", {}, {}};
+  for (int i = 0; i < 5000; ++i) s.points.push_back({i, static_cast<double>(i)});
+  EXPECT_EQ(MustApply(*store, Command({s})).stored, 5000u);
+  PartialAggregate agg = MustAggregate(*store);
+  EXPECT_EQ(agg.count, 5000u);
+  EXPECT_EQ(agg.sum, 4999.0 * 5000 / 2);
+  EXPECT_EQ(agg.min, 0);
+  EXPECT_EQ(agg.max, 4999);
+}
+
+TEST_F(ShardStoreTest, FiltersByMetricAndPartitionKey) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  MustApply(*store, Command({{"cpu", "h1", {}, {{1, 1}, {2, 2}}},
+                             {"cpu", "h2", {}, {{1, 10}}},
+                             {"mem", "h1", {}, {{1, 100}}}}));
+  PointFilter f;
+  f.metric = "cpu";
+  EXPECT_EQ(MustAggregate(*store, f).count, 3u);
+  EXPECT_EQ(MustAggregate(*store, f).sum, 13);
+  f.partition_key = "h1";
+  EXPECT_EQ(MustAggregate(*store, f).count, 2u);
+  EXPECT_EQ(MustAggregate(*store, f).max, 2);
+  f.metric = "";
+  EXPECT_EQ(MustAggregate(*store, f).count, 3u);
+  EXPECT_EQ(MustAggregate(*store, f).sum, 103);
+  f.metric = "disk";
+  EXPECT_EQ(MustAggregate(*store, f).count, 0u);
+  f.metric = "cpu";
+  f.partition_key = "h9";
+  EXPECT_EQ(MustAggregate(*store, f).count, 0u);
+}
+
+TEST_F(ShardStoreTest, TimeBoundsAreInclusive) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  MustApply(*store, Command({{"m", "k", {}, {{100, 1}, {200, 2}, {300, 3}, {400, 4}}}}));
+  PointFilter f;
+  f.from_us = 200;
+  f.to_us = 300;
+  EXPECT_EQ(MustAggregate(*store, f).count, 2u);
+  EXPECT_EQ(MustAggregate(*store, f).sum, 5);
+  f.from_us = 100;
+  f.to_us = 100;
+  EXPECT_EQ(MustAggregate(*store, f).count, 1u);
+  f.from_us = 101;
+  f.to_us = 199;
+  EXPECT_EQ(MustAggregate(*store, f).count, 0u);
+  PointFilter from_only;
+  from_only.from_us = 300;
+  EXPECT_EQ(MustAggregate(*store, from_only).count, 2u);
+  PointFilter to_only;
+  to_only.to_us = 300;
+  EXPECT_EQ(MustAggregate(*store, to_only).count, 3u);
+  to_only.metric = "m";
+  to_only.partition_key = "k";
+  EXPECT_EQ(MustAggregate(*store, to_only).count, 3u);
+}
+
+TEST_F(ShardStoreTest, AggregateGroupsByTag) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  MustApply(*store, Command({{"cpu", "a", {{"host", "h1"}, {"dc", "eu"}}, {{1, 1}, {2, 3}}},
+                             {"cpu", "b", {{"host", "h2"}, {"dc", "eu"}}, {{1, 5}}},
+                             {"cpu", "c", {{"host", "h1"}, {"dc", "us"}}, {{1, 7}}},
+                             {"cpu", "d", {}, {{1, 100}}}}));
+  auto groups = store->AggregateGroups({}, {"host"});
+  ASSERT_TRUE(groups.ok()) << groups.status().ToString();
+  ASSERT_EQ(groups->size(), 3u);
+  const auto& h1 = groups->at({"h1"});
+  EXPECT_EQ(h1.count, 3u);
+  EXPECT_EQ(h1.sum, 11);
+  EXPECT_EQ(h1.min, 1);
+  EXPECT_EQ(h1.max, 7);
+  EXPECT_EQ(groups->at({"h2"}).count, 1u);
+  EXPECT_EQ(groups->at({""}).sum, 100);  // a series without the tag
+
+  auto by_two = store->AggregateGroups({}, {"dc", "host"});
+  ASSERT_TRUE(by_two.ok());
+  EXPECT_EQ(by_two->size(), 4u);
+  EXPECT_EQ(by_two->at({"eu", "h1"}).count, 2u);
+  EXPECT_EQ(by_two->at({"us", "h1"}).sum, 7);
+}
+
+TEST_F(ShardStoreTest, AggregateGroupsByMetricAndPartitionKeyWithFilter) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  MustApply(*store, Command({{"cpu", "a", {}, {{1, 1}, {5, 2}}},
+                             {"mem", "a", {}, {{1, 4}}},
+                             {"cpu", "b", {}, {{1, 8}}}}));
+  auto by_metric = store->AggregateGroups({}, {"metric"});
+  ASSERT_TRUE(by_metric.ok());
+  EXPECT_EQ(by_metric->at({"cpu"}).count, 3u);
+  EXPECT_EQ(by_metric->at({"mem"}).sum, 4);
+  PointFilter f;
+  f.metric = "cpu";
+  f.to_us = 1;
+  auto by_pk = store->AggregateGroups(f, {"partition_key"});
+  ASSERT_TRUE(by_pk.ok());
+  ASSERT_EQ(by_pk->size(), 2u);
+  EXPECT_EQ(by_pk->at({"a"}).count, 1u);
+  EXPECT_EQ(by_pk->at({"b"}).sum, 8);
+  f.metric = "none";
+  auto none = store->AggregateGroups(f, {"metric"});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(ShardStoreTest, TagOrderDoesNotSplitASeries) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  MustApply(*store, Command({{"cpu", "a", {{"host", "h"}, {"dc", "eu"}}, {{1, 1}}}}));
+  MustApply(*store, Command({{"cpu", "a", {{"dc", "eu"}, {"host", "h"}}, {{2, 2}}}}));
+  auto groups = store->AggregateGroups({}, {"partition_key"});
+  ASSERT_TRUE(groups.ok());
+  EXPECT_EQ(groups->at({"a"}).count, 2u);
+  store.reset();
+  EXPECT_EQ(Dump(Path(), "SELECT count(*) FROM series"), (std::vector<std::string>{"|1"}));
+}
+
+TEST_F(ShardStoreTest, IdempotencyKeyIsAppliedOnce) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto first = MustApply(*store, Command({{"m", "k", {}, {{1, 1}, {2, 2}, {3, 3}}}}, "req-1"));
+  EXPECT_EQ(first.stored, 3u);
+  EXPECT_FALSE(first.duplicate);
+  // A retry (even with different content) stores nothing and reports the first count.
+  auto again = MustApply(*store, Command({{"m", "k", {}, {{4, 4}, {5, 5}}}}, "req-1"));
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.stored, 3u);
+  EXPECT_EQ(MustAggregate(*store).count, 3u);
+  EXPECT_EQ(MustAggregate(*store).sum, 6);
+  // The duplicate still consumed its log index.
+  EXPECT_EQ(store->applied_index(), 2u);
+  // Another key is applied.
+  EXPECT_EQ(MustApply(*store, Command({{"m", "k", {}, {{4, 4}}}}, "req-2")).stored, 1u);
+  EXPECT_EQ(MustAggregate(*store).count, 4u);
+}
+
+TEST_F(ShardStoreTest, CommandsWithoutKeyAreNeverDeduplicated) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto cmd = Command({{"m", "k", {}, {{1, 1}}}});
+  EXPECT_FALSE(MustApply(*store, cmd).duplicate);
+  EXPECT_FALSE(MustApply(*store, cmd).duplicate);
+  EXPECT_EQ(MustAggregate(*store).count, 2u);
+}
+
+TEST_F(ShardStoreTest, ReplayedEntryIsAppliedOnce) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto cmd = Command({{"m", "k", {}, {{1, 1}, {2, 2}}}});
+  auto first = store->Apply(cmd, 1);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->stored, 2u);
+  auto replay = store->Apply(cmd, 1);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_TRUE(replay->duplicate);
+  EXPECT_EQ(replay->stored, 0u);
+  EXPECT_EQ(store->applied_index(), 1u);
+  EXPECT_EQ(MustAggregate(*store).count, 2u);
+}
+
+TEST_F(ShardStoreTest, IndexAtOrBelowAppliedIndexIsSkipped) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Apply(Command({{"m", "k", {}, {{1, 1}}}}), 5).ok());
+  EXPECT_EQ(store->applied_index(), 5u);
+  for (uint64_t index : {0u, 1u, 4u, 5u}) {
+    auto r = store->Apply(Command({{"m", "k", {}, {{2, 2}}}}), index);
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->duplicate) << index;
+  }
+  EXPECT_EQ(store->applied_index(), 5u);
+  EXPECT_EQ(MustAggregate(*store).count, 1u);
+  auto next = store->Apply(Command({{"m", "k", {}, {{2, 2}}}}), 6);
+  ASSERT_TRUE(next.ok());
+  EXPECT_FALSE(next->duplicate);
+  EXPECT_EQ(store->applied_index(), 6u);
+}
+
+TEST_F(ShardStoreTest, StateSurvivesCloseAndReopen) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    MustApply(*store, Command({{"cpu", "a", {{"host", "h1"}}, {{1, 1}, {2, 2}}},
+                               {"mem", "b", {}, {{1, 5}}}},
+                              "req-1"));
+    MustApply(*store, Command({{"cpu", "a", {{"host", "h1"}}, {{3, 3}}}}));
+    EXPECT_EQ(store->applied_index(), 2u);
+  }
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->applied_index(), 2u);
+  PartialAggregate agg = MustAggregate(*store);
+  EXPECT_EQ(agg.count, 4u);
+  EXPECT_EQ(agg.sum, 11);
+  // The idempotency key is remembered across the restart.
+  auto dup = MustApply(*store, Command({{"cpu", "a", {}, {{9, 9}}}}, "req-1"));
+  EXPECT_TRUE(dup.duplicate);
+  EXPECT_EQ(dup.stored, 3u);
+  // The series catalog is reloaded: an existing series keeps its id, tags still group.
+  MustApply(*store, Command({{"cpu", "a", {{"host", "h1"}}, {{4, 4}}}, {"disk", "c", {}, {{1, 1}}}}));
+  auto groups = store->AggregateGroups({}, {"host"});
+  ASSERT_TRUE(groups.ok());
+  EXPECT_EQ(groups->at({"h1"}).count, 4u);
+  EXPECT_EQ(store->applied_index(), 4u);
+  store.reset();
+  EXPECT_EQ(Dump(Path(), "SELECT id, metric, partition_key, tags FROM series ORDER BY id"),
+            (std::vector<std::string>{"|0|cpu|a|{\"host\":\"h1\"}", "|1|mem|b|{}", "|2|disk|c|{}"}));
+}
+
+TEST_F(ShardStoreTest, ReplayAfterReopenIsSkipped) {
+  auto cmd = Command({{"m", "k", {}, {{1, 1}}}});
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->Apply(cmd, 1).ok());
+    ASSERT_TRUE(store->Apply(cmd, 2).ok());
+  }
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto r = store->Apply(cmd, 2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->duplicate);
+  EXPECT_EQ(MustAggregate(*store).count, 2u);
+}
+
+TEST_F(ShardStoreTest, ExpiredKeysArePruned) {
+  constexpr int64_t kMinute = 60LL * 1000000;
+  auto store = Open();
+  ASSERT_TRUE(store);
+  MustApply(*store, Command({{"m", "k", {}, {{1, 1}}}}, "old", /*issued_us=*/0, /*expires=*/kMinute));
+  MustApply(*store, Command({{"m", "k", {}, {{1, 1}}}}, "fresh", 0, 100 * kMinute));
+  // Before expiry the key dedupes.
+  EXPECT_TRUE(MustApply(*store, Command({{"m", "k", {}, {{2, 2}}}}, "old", 10)).duplicate);
+  // A later command (past the prune interval and the expiry) prunes expired keys.
+  MustApply(*store, Command({{"m", "k", {}, {{3, 3}}}}, "", 5 * kMinute));
+  // The pruned key is forgotten, in memory and on disk.
+  auto reused = MustApply(*store, Command({{"m", "k", {}, {{4, 4}}}}, "old", 6 * kMinute, 200 * kMinute));
+  EXPECT_FALSE(reused.duplicate);
+  EXPECT_EQ(reused.stored, 1u);
+  // An unexpired key is kept.
+  EXPECT_TRUE(MustApply(*store, Command({{"m", "k", {}, {{5, 5}}}}, "fresh", 7 * kMinute)).duplicate);
+  store.reset();
+  EXPECT_EQ(Dump(Path(), "SELECT key, expires_us FROM applied_writes ORDER BY key"),
+            (std::vector<std::string>{"|fresh|" + std::to_string(100 * kMinute),
+                                      "|old|" + std::to_string(200 * kMinute)}));
+}
+
+TEST_F(ShardStoreTest, PrunedKeyStaysForgottenAfterReopen) {
+  constexpr int64_t kMinute = 60LL * 1000000;
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    MustApply(*store, Command({{"m", "k", {}, {{1, 1}}}}, "old", 0, kMinute));
+    MustApply(*store, Command({{"m", "k", {}, {{2, 2}}}}, "", 5 * kMinute));
+  }
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto r = MustApply(*store, Command({{"m", "k", {}, {{3, 3}}}}, "old", 6 * kMinute));
+  EXPECT_FALSE(r.duplicate);
+  EXPECT_EQ(MustAggregate(*store).count, 3u);
+}
+
+TEST_F(ShardStoreTest, FileOfAnotherShardIsRefused) {
+  {
+    auto store = Open(3);
+    ASSERT_TRUE(store);
+    MustApply(*store, Command({{"m", "k", {}, {{1, 1}}}}));
+  }
+  auto other = ShardStore::Open(Path(), 4, ShardStoreOptions{});
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), Code::kStorage);
+  EXPECT_EQ(other.status().details().at("expected_shard"), 4);
+  EXPECT_EQ(other.status().details().at("found_shard"), 3);
+  // The right shard still opens it.
+  auto again = Open(3);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(MustAggregate(*again).count, 1u);
+}
+
+TEST_F(ShardStoreTest, UnopenablePathIsAStorageError) {
+  auto store = ShardStore::Open((dir_ / "missing-dir" / "shard.duckdb").string(), 0, ShardStoreOptions{});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), Code::kStorage);
+}
+
+TEST_F(ShardStoreTest, SeriesIdsAreDeterministic) {
+  // Two replicas fed the same commands (tags given in a different order) end with
+  // identical files.
+  std::vector<ShardCommand> a_cmds, b_cmds;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<SeriesSpec> a, b;
+    for (int i = 0; i < 5; ++i) {
+      std::string metric = "m" + std::to_string((i + round) % 3);
+      std::string pk = "pk" + std::to_string(i % 2);
+      std::vector<std::pair<std::string, std::string>> tags = {{"host", "h" + std::to_string(i)},
+                                                               {"dc", "eu"}, {"rack", "r1"}};
+      std::vector<std::pair<int64_t, double>> pts = {{round * 10 + i, i * 1.5}, {round * 10 + i + 1, -i}};
+      a.push_back({metric, pk, tags, pts});
+      b.push_back({metric, pk, {tags.rbegin(), tags.rend()}, pts});
+    }
+    a_cmds.push_back(Command(a, "k" + std::to_string(round)));
+    b_cmds.push_back(Command(b, "k" + std::to_string(round)));
+  }
+  a_cmds.push_back(a_cmds[0]);  // a duplicate key on both
+  b_cmds.push_back(b_cmds[0]);
+  {
+    auto a = Open(3, "a.duckdb");
+    auto b = Open(3, "b.duckdb");
+    ASSERT_TRUE(a && b);
+    for (size_t i = 0; i < a_cmds.size(); ++i) {
+      auto ra = MustApply(*a, a_cmds[i]);
+      auto rb = MustApply(*b, b_cmds[i]);
+      EXPECT_EQ(ra.stored, rb.stored);
+      EXPECT_EQ(ra.duplicate, rb.duplicate);
+    }
+    EXPECT_EQ(a->applied_index(), b->applied_index());
+  }
+  for (const char* sql : {"SELECT * FROM series ORDER BY id",
+                          "SELECT * FROM points ORDER BY series_id, ts, value",
+                          "SELECT * FROM applied_writes ORDER BY key",
+                          "SELECT * FROM shard_state"}) {
+    auto a_rows = Dump(Path("a.duckdb"), sql);
+    EXPECT_FALSE(a_rows.empty()) << sql;
+    EXPECT_EQ(a_rows, Dump(Path("b.duckdb"), sql)) << sql;
+  }
+  // New series got dense ids in first-appearance order.
+  auto ids = Dump(Path("a.duckdb"), "SELECT id, metric, partition_key FROM series ORDER BY id LIMIT 2");
+  EXPECT_EQ(ids, (std::vector<std::string>{"|0|m0|pk0", "|1|m1|pk1"}));
+}
+
+TEST_F(ShardStoreTest, HostAndDatacenterAreFirstClassColumns) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    MustApply(*store, Command({{"cpu", "a", {{"host", "h1"}, {"datacenter", "dc1"}, {"x", "y"}}, {{1, 1}}},
+                               {"cpu", "b", {}, {{1, 1}}}}));
+  }
+  EXPECT_EQ(Dump(Path(), "SELECT host, datacenter FROM series ORDER BY id"),
+            (std::vector<std::string>{"|h1|dc1", "||"}));
+}
+
+}  // namespace
+}  // namespace rm
