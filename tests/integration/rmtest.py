@@ -32,7 +32,7 @@ import urllib.parse
 BINARY = None  # set by main() from --binary
 
 # Short timeouts keep the suite fast.
-QUERY_TIMEOUT_MS = 500
+QUERY_TIMEOUT_MS = 1000
 WRITE_TIMEOUT_MS = 1500
 HEALTH_INTERVAL_MS = 200
 READY_TIMEOUT_S = 20.0
@@ -105,6 +105,9 @@ def pid_alive(pid):
     return state not in ("Z", "X")
 
 
+_STDBUF = shutil.which("stdbuf")
+
+
 def spawn(args, log_path, env=None, cwd=None):
     """Starts a process with stdout+stderr to log_path; recorded for cleanup."""
     log = open(log_path, "ab")
@@ -116,6 +119,8 @@ def spawn(args, log_path, env=None, cwd=None):
                 full_env.pop(k, None)
             else:
                 full_env[k] = v
+    if _STDBUF:
+        args = [_STDBUF, "-oL", "-eL"] + list(args)  # line-buffered logs survive kill -9
     try:
         p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env=full_env, cwd=cwd, preexec_fn=_die_with_parent)
@@ -754,6 +759,23 @@ class Cluster(object):
         if r.status != 200:
             raise AssertionError("%s /compute answered %r" % (wid, r))
         return r.json()
+
+    def wait_complete(self, count=None, timeout_s=15.0, **params):
+        """Polls /analytics until it answers 200, complete (and with `count` points
+        when given). Tolerates 503 and partial answers on the way (restarts)."""
+        last = [None]
+
+        def done():
+            r = self.analytics(timeout=5.0, **params)
+            last[0] = r
+            if r.status != 200:
+                return False
+            a = r.json()
+            return (not a["is_partial"] and (count is None or a["count"] == count)) and a
+        try:
+            return wait_until(done, timeout_s, 0.02, "a complete /analytics %r" % (params,))
+        except AssertionError as e:
+            raise AssertionError("%s; last answer %r" % (e, last[0]))
 
     def log_tails(self, lines=40):
         out = []
