@@ -61,7 +61,7 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
   options.idempotency_key = client_key.empty() ? AutoIdempotencyKey(config_.node_id) : "client:" + client_key;
   options.key_expires_us = now + (client_key.empty() ? 600LL : config_.idempotency_ttl_s) * 1000000LL;
   const bool is_batch = parsed->is_batch;
-  auto commands = BuildShardCommands(std::move(*parsed), map.num_shards(), options);
+  auto commands = SplitIntoShardCommands(std::move(*parsed), map.num_shards(), options);
   WriteSummary summary = DispatchWrites(map, std::move(commands), client_,
                                         std::chrono::milliseconds(config_.write_timeout_ms), "", nullptr);
   if (!summary.all_ok()) {

@@ -60,7 +60,7 @@ std::map<uint32_t, raftmetrics::v1::ShardCommand> BuildShardCommands(
   return commands;
 }
 
-std::map<uint32_t, raftmetrics::v1::ShardCommand> BuildShardCommands(
+std::map<uint32_t, raftmetrics::v1::ShardCommand> SplitIntoShardCommands(
     ParsedInsert&& insert, uint32_t num_shards, const CommandOptions& options) {
   std::map<uint32_t, raftmetrics::v1::ShardCommand> commands;
   for (auto& s : insert.series) {

@@ -29,7 +29,7 @@ std::map<uint32_t, raftmetrics::v1::ShardCommand> BuildShardCommands(
     const std::vector<ParsedPoint>& points, uint32_t num_shards, const CommandOptions& options);
 
 // Same for a whole parsed request; columnar series are moved, not copied.
-std::map<uint32_t, raftmetrics::v1::ShardCommand> BuildShardCommands(
+std::map<uint32_t, raftmetrics::v1::ShardCommand> SplitIntoShardCommands(
     ParsedInsert&& insert, uint32_t num_shards, const CommandOptions& options);
 
 // Points carried by a command.

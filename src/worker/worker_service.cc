@@ -148,7 +148,7 @@ HttpResponse WorkerService::HandleInsert(HttpRequest& req) {
   options.idempotency_key = key.empty() ? AutoIdempotencyKey(config_.node_id) : "client:" + key;
   options.key_expires_us = now + (key.empty() ? 600LL : config_.idempotency_ttl_s) * 1000000LL;
   const bool is_batch = parsed->is_batch;
-  auto commands = BuildShardCommands(std::move(*parsed), map->num_shards(), options);
+  auto commands = SplitIntoShardCommands(std::move(*parsed), map->num_shards(), options);
   WriteSummary summary =
       DispatchWrites(*map, std::move(commands), client_, std::chrono::milliseconds(config_.write_timeout_ms),
                      config_.node_id, [this](const pb::ShardCommand& c) { return ApplyLocal(c); });
