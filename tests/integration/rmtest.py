@@ -18,6 +18,7 @@ import http.client
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import socket
@@ -198,8 +199,28 @@ def make_temp_dir(prefix="rmtest-"):
 _handed_out = set()
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    """A port that was free on 127.0.0.1 a moment ago (never the same one twice)."""
+    """A port that was free on 127.0.0.1 a moment ago (never the same one twice).
+
+    Picked outside the kernel's ephemeral range, so that outgoing connections
+    (control -> worker) cannot take it between now and the node's bind."""
+    lo, hi = _ephemeral_range()
+    ranges = [r for r in ((20000, lo - 1), (hi + 1, 65535), (10000, lo - 1)) if r[1] - r[0] > 1000]
+    for _ in range(200 if ranges else 0):
+        a, b = ranges[0]
+        port = random.randint(a, b)
+        if port not in _handed_out and port_is_free(port):
+            _handed_out.add(port)
+            return port
     for _ in range(50):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -605,12 +626,7 @@ class Node(object):
         os.kill(self.proc.pid, signal.SIGCONT)
 
     def log_tail(self, lines=40):
-        try:
-            with open(self.log_path, "rb") as f:
-                data = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(data[-lines:])
+        return _tail_file(self.log_path, lines)
 
 
 class Cluster(object):
@@ -853,6 +869,8 @@ def add_log(path):
 def _tail_file(path, lines=60):
     try:
         with open(path, "rb") as f:
-            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+            data = f.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return "(no log)"
+    data = [l for l in data if " TIMING " not in l]  # per-request timing lines drown the rest
+    return "\n".join(data[-lines:])

@@ -4,6 +4,7 @@ SeriesPoints), seed 001 /metrics with tags, timestamps with and without zones
 (no zone = UTC, even with the nodes' TZ set elsewhere), inclusive from/to,
 metric and partition_key filters, the empty answer, and protobuf /analytics."""
 import calendar
+import json
 import time
 import unittest
 
@@ -92,6 +93,13 @@ class InsertQueryTest(unittest.TestCase):
         self.assertEqual(body.get("inserted"), 9, body)
         self.assert_agg({"metric": "nd"}, 9, 5.0)
 
+    def test_ndjson_crlf_and_blank_lines(self):
+        lines = [json.dumps({"partition_key": "crlf-%d" % i, "value": 3.0, "metric": "crlf"}) for i in range(4)]
+        body = "\r\n".join(lines[:2]) + "\r\n\r\n\n" + "\r\n".join(lines[2:])  # no final newline
+        r = R.post(self.c.port, "/insert", body, {"Content-Type": "application/x-ndjson"})
+        self.assertEqual(self.ok(r).get("inserted"), 4)
+        self.assert_agg({"metric": "crlf"}, 4, 3.0)
+
     def test_protobuf_single_point(self):
         payload = R.enc_insert_request([R.enc_point("pb-single", 3.25, timestamp=T0, metric="pbs")])
         # Protobuf in, protobuf out.
@@ -156,11 +164,18 @@ class InsertQueryTest(unittest.TestCase):
                '"timestamp":"2024-01-20T15:31:00Z","key":"cpu_usage"}'
         b2 = self.ok(R.post(self.c.port, "/metrics", body, {"Content-Type": "application/json"}))
         self.assertEqual((b2["worker_node"], b2["partition"]), (b1["worker_node"], b1["partition"]))
+        # The same series as protobuf: same partition again.
+        r = R.post_proto(self.c.port, "/metrics", R.enc_insert_request([R.enc_point(
+            "", 50.0, timestamp="2024-01-20T15:32:00Z", metric="cpu_usage",
+            tags={"host": "server-1", "datacenter": "us-west"})]), accept_proto=True)
+        self.assertEqual(r.status, 200, r)
+        pb = R.dec_insert_response(r.body)
+        self.assertEqual((pb["worker_node"], pb["partition"]), (b1["worker_node"], b1["partition"]))
         # A batch of other series.
         batch = [{"key": "cpu_usage", "value": float(v), "timestamp": "2024-01-20T16:00:00Z",
                   "tags": {"host": "server-%d" % v, "datacenter": "us-east"}} for v in range(2, 6)]
         self.assertEqual(self.ok(self.c.insert(batch, path="/metrics")).get("inserted"), 4)
-        self.assert_agg({"metric": "cpu_usage"}, 6, (75.5 + 24.5 + 2 + 3 + 4 + 5) / 6)
+        self.assert_agg({"metric": "cpu_usage"}, 7, (75.5 + 24.5 + 50 + 2 + 3 + 4 + 5) / 7)
         self.assert_agg({"metric": "cpu_usage", "to": "2024-01-20T15:31:00Z"}, 2, 50.0)
         # The tags were stored: worker /compute can group by them.
         groups = {}
@@ -169,7 +184,7 @@ class InsertQueryTest(unittest.TestCase):
                                        "group_by": ["datacenter"]})
             for g, agg in out.get("groups", {}).items():
                 groups[g] = groups.get(g, 0) + agg["count"]
-        self.assertEqual(groups, {"us-west": 2, "us-east": 4})
+        self.assertEqual(groups, {"us-west": 3, "us-east": 4})
 
     # -- timestamps and filters --------------------------------------------
 
