@@ -5,6 +5,8 @@
 #include "src/control/query_params.h"
 #include "src/net/error_response.h"
 #include "src/partition/partitioner.h"
+#include "src/query/aggregate_merge.h"
+#include "src/query/aggregate_spec.h"
 #include "src/query/partial_aggregate.h"
 
 #include <spdlog/spdlog.h>
@@ -37,6 +39,7 @@ void ControlService::RegisterRoutes(Router& router) {
   router.Add("POST", "/insert", [this](HttpRequest& r) { return HandleWrite(r, InsertDialect::kInsert); });
   router.Add("POST", "/metrics", [this](HttpRequest& r) { return HandleWrite(r, InsertDialect::kMetrics); });
   router.Add("GET", "/analytics", [this](HttpRequest& r) { return HandleAnalytics(r); });
+  router.Add("GET", "/aggregate", [this](HttpRequest& r) { return HandleAggregate(r); });
   router.Add("GET", "/health", [this](HttpRequest& r) { return HandleHealth(r); });
   router.Add("POST", "/join", [this](HttpRequest& r) { return HandleJoin(r); });
 }
@@ -97,6 +100,26 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
   return HttpResponse::Json(200, body.dump());
 }
 
+std::vector<ControlService::ScatterReply> ControlService::Scatter(
+    const ClusterMap& map, const std::string& target,
+    const std::function<std::string(const std::vector<uint32_t>&)>& make_body) {
+  std::vector<ScatterReply> replies;
+  std::vector<std::future<Result<HttpResponse>>> pending;
+  for (const auto& w : map.workers()) {
+    ScatterReply r{&w, map.ShardsOf(w.id), Status(Code::kUnavailable, "not sent")};
+    OutgoingRequest out;
+    out.method = "POST";
+    out.target = target;
+    out.content_type = "application/x-protobuf";
+    out.headers = InternalHeaders();
+    out.body = make_body(r.shards);
+    pending.push_back(client_.Start(w.address, std::move(out), std::chrono::milliseconds(config_.query_timeout_ms)));
+    replies.push_back(std::move(r));
+  }
+  for (size_t i = 0; i < replies.size(); ++i) replies[i].response = pending[i].get();
+  return replies;
+}
+
 HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
   auto params = ParseAnalyticsParams(req);
   if (!params.ok()) return ErrorResponse(params.status());
@@ -116,34 +139,18 @@ HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
     base.set_has_to(true);
     base.set_to_us(*params->to_us);
   }
-  // Scatter: one request per worker for all of its shards, each with a deadline.
-  struct Call {
-    const WorkerInfo* worker;
-    std::vector<uint32_t> shards;
-    std::future<Result<HttpResponse>> response;
-  };
-  std::vector<Call> calls;
-  for (const auto& w : map.workers()) {
-    Call c{&w, map.ShardsOf(w.id), {}};
+  auto replies = Scatter(map, "/internal/query", [&](const std::vector<uint32_t>& shards) {
     pb::ShardQuery q = base;
-    for (uint32_t s : c.shards) q.add_shards(s);
-    OutgoingRequest out;
-    out.method = "POST";
-    out.target = "/internal/query";
-    out.content_type = "application/x-protobuf";
-    out.headers = InternalHeaders();
-    out.body = q.SerializeAsString();
-    c.response = client_.Start(w.address, std::move(out), std::chrono::milliseconds(config_.query_timeout_ms));
-    calls.push_back(std::move(c));
-  }
+    for (uint32_t s : shards) q.add_shards(s);
+    return q.SerializeAsString();
+  });
   // Gather and merge.
   PartialAggregate total;
   std::vector<uint32_t> missing;
   uint32_t responding = 0;
-  for (auto& c : calls) {
-    auto resp = c.response.get();
+  for (auto& r : replies) {
     pb::ShardQueryResponse parsed;
-    bool ok = resp.ok() && resp->status == 200 && parsed.ParseFromString(resp->body);
+    bool ok = r.response.ok() && r.response->status == 200 && parsed.ParseFromString(r.response->body);
     std::set<uint32_t> answered;
     if (ok) {
       ++responding;
@@ -153,17 +160,17 @@ HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
         answered.insert(p.shard());
       }
     } else {
-      spdlog::warn("analytics: worker {} did not answer: {}", c.worker->id,
-                   resp.ok() ? "HTTP " + std::to_string(resp->status) : resp.status().message());
+      spdlog::warn("analytics: worker {} did not answer: {}", r.worker->id,
+                   r.response.ok() ? "HTTP " + std::to_string(r.response->status) : r.response.status().message());
     }
-    for (uint32_t s : c.shards) {
+    for (uint32_t s : r.shards) {
       if (!answered.count(s)) missing.push_back(s);
     }
   }
   std::sort(missing.begin(), missing.end());
   if (responding == 0) {
     return ErrorResponse(Status(Code::kUnavailable, "No worker answered",
-                                {{"total_nodes", calls.size()}, {"responding_nodes", 0},
+                                {{"total_nodes", replies.size()}, {"responding_nodes", 0},
                                  {"missing_shards", missing}, {"retry_after", "1s"}}));
   }
   const bool partial = !missing.empty();
@@ -172,7 +179,7 @@ HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
     out.set_has_average(total.count > 0);
     out.set_average(total.count ? *total.Average() : 0);
     out.set_is_partial(partial);
-    out.set_total_nodes(static_cast<uint32_t>(calls.size()));
+    out.set_total_nodes(static_cast<uint32_t>(replies.size()));
     out.set_responding_nodes(responding);
     for (uint32_t s : missing) out.add_missing_shards(s);
     out.set_count(total.count);
@@ -185,11 +192,65 @@ HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
       {"average", total.count ? nlohmann::json(*total.Average()) : nlohmann::json(nullptr)},
       {"count", total.count},
       {"is_partial", partial},
-      {"total_nodes", calls.size()},
+      {"total_nodes", replies.size()},
       {"responding_nodes", responding},
       {"missing_shards", missing},
   };
   return HttpResponse::Json(200, body.dump());
+}
+
+HttpResponse ControlService::HandleAggregate(HttpRequest& req) {
+  auto spec = ParseAggregateParams(req.query, NowMicros());
+  if (!spec.ok()) return ErrorResponse(spec.status());
+  ClusterMap map = workers_.Snapshot();
+  if (!map.assigned()) {
+    return ErrorResponse(Status(Code::kUnavailable, "Cluster is not ready: shards are not placed yet",
+                                {{"retry_after", "1s"}}));
+  }
+  auto replies = Scatter(map, "/internal/aggregate", [&](const std::vector<uint32_t>& shards) {
+    pb::AggregateQuery q = spec->query;
+    for (uint32_t s : shards) q.add_shards(s);
+    return q.SerializeAsString();
+  });
+  AggregateMerger merger(*spec);
+  std::vector<uint32_t> missing;
+  uint32_t responding = 0;
+  for (auto& r : replies) {
+    std::set<uint32_t> answered;
+    if (r.response.ok() && r.response->status == 400) {
+      // The query itself is refused (too many groups, exact cap): same answer from every shard.
+      HttpResponse passthrough = *r.response;
+      return passthrough;
+    }
+    pb::AggregateResponse parsed;
+    if (r.response.ok() && r.response->status == 200 && parsed.ParseFromString(r.response->body)) {
+      ++responding;
+      for (const auto& shard : parsed.shards()) {
+        merger.Add(shard);
+        answered.insert(shard.shard());
+      }
+    } else {
+      spdlog::warn("aggregate: worker {} did not answer: {}", r.worker->id,
+                   r.response.ok() ? "HTTP " + std::to_string(r.response->status) : r.response.status().message());
+    }
+    for (uint32_t s : r.shards) {
+      if (!answered.count(s)) missing.push_back(s);
+    }
+  }
+  std::sort(missing.begin(), missing.end());
+  if (responding == 0 || (spec->deny_partial && !missing.empty())) {
+    return ErrorResponse(Status(Code::kUnavailable,
+                                responding == 0 ? "No worker answered" : "Partial result denied (partial=deny)",
+                                {{"total_nodes", replies.size()}, {"responding_nodes", responding},
+                                 {"missing_shards", missing}, {"retry_after", "1s"}}));
+  }
+  auto body = merger.Finish();
+  if (!body.ok()) return ErrorResponse(body.status());
+  (*body)["is_partial"] = !missing.empty();
+  (*body)["total_nodes"] = replies.size();
+  (*body)["responding_nodes"] = responding;
+  (*body)["missing_shards"] = missing;
+  return HttpResponse::Json(200, body->dump());
 }
 
 HttpResponse ControlService::HandleHealth(HttpRequest&) {

@@ -15,6 +15,9 @@
 #include "src/net/router.h"
 #include "src/wire/point_parser.h"
 
+#include <functional>
+#include <vector>
+
 namespace rm {
 
 class ControlService {
@@ -29,6 +32,17 @@ class ControlService {
  private:
   HttpResponse HandleWrite(HttpRequest& req, InsertDialect dialect);
   HttpResponse HandleAnalytics(HttpRequest& req);
+  HttpResponse HandleAggregate(HttpRequest& req);
+
+  // Sends every worker one request naming its shards (body from make_body) and
+  // waits for all, each bounded by the query deadline.
+  struct ScatterReply {
+    const WorkerInfo* worker;
+    std::vector<uint32_t> shards;
+    Result<HttpResponse> response;
+  };
+  std::vector<ScatterReply> Scatter(const ClusterMap& map, const std::string& target,
+                                    const std::function<std::string(const std::vector<uint32_t>&)>& make_body);
   HttpResponse HandleHealth(HttpRequest& req);
   HttpResponse HandleJoin(HttpRequest& req);
 

@@ -69,6 +69,18 @@ Result<Rows> Connection::Query(const std::string& sql, const std::vector<Param>&
       case Param::kDouble: st = duckdb_bind_double(stmt, i + 1, p.d); break;
       case Param::kText: st = duckdb_bind_varchar_length(stmt, i + 1, p.s.data(), p.s.size()); break;
       case Param::kNull: st = duckdb_bind_null(stmt, i + 1); break;
+      case Param::kIntList: {
+        std::vector<duckdb_value> values;
+        values.reserve(p.list.size());
+        for (int32_t v : p.list) values.push_back(duckdb_create_int32(v));
+        duckdb_logical_type type = duckdb_create_logical_type(DUCKDB_TYPE_INTEGER);
+        duckdb_value list = duckdb_create_list_value(type, values.data(), values.size());
+        st = duckdb_bind_value(stmt, i + 1, list);
+        duckdb_destroy_value(&list);
+        duckdb_destroy_logical_type(&type);
+        for (auto& v : values) duckdb_destroy_value(&v);
+        break;
+      }
     }
     if (st == DuckDBError) {
       duckdb_destroy_prepare(&stmt);
@@ -169,7 +181,8 @@ Status Connection::AppendRows(const std::string& table, const std::vector<std::v
         case Param::kInt: st = duckdb_append_int64(appender, p.i); break;
         case Param::kDouble: st = duckdb_append_double(appender, p.d); break;
         case Param::kText: st = duckdb_append_varchar_length(appender, p.s.data(), p.s.size()); break;
-        case Param::kNull: st = duckdb_append_null(appender); break;
+        case Param::kNull:
+        case Param::kIntList: st = duckdb_append_null(appender); break;
       }
       if (st == DuckDBError) status = StorageError("insert", duckdb_appender_error(appender));
     }

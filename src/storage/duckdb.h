@@ -62,13 +62,15 @@ class Rows {
 
 // A bound parameter for Connection::Query.
 struct Param {
-  enum Kind { kInt, kDouble, kText, kNull } kind;
+  enum Kind { kInt, kDouble, kText, kNull, kIntList } kind;
   int64_t i = 0;
   double d = 0;
   std::string s;
-  static Param Int(int64_t v) { return {kInt, v, 0, {}}; }
-  static Param Double(double v) { return {kDouble, 0, v, {}}; }
-  static Param Text(std::string v) { return {kText, 0, 0, std::move(v)}; }
+  std::vector<int32_t> list;  // kIntList: bound as INTEGER[]
+  static Param Int(int64_t v) { return {kInt, v, 0, {}, {}}; }
+  static Param Double(double v) { return {kDouble, 0, v, {}, {}}; }
+  static Param Text(std::string v) { return {kText, 0, 0, std::move(v), {}}; }
+  static Param IntList(std::vector<int32_t> v) { return {kIntList, 0, 0, {}, std::move(v)}; }
 };
 
 // A column-major batch for Appender::AppendColumns: one vector per column.

@@ -73,6 +73,10 @@ class ShardStore {
   Result<std::map<std::vector<std::string>, PartialAggregate>> AggregateGroups(
       const PointFilter& filter, const std::vector<std::string>& group_by);
 
+  // Partial aggregates per group and time bucket for /aggregate (see
+  // AggregateQuery in proto/raftmetrics.proto). Implemented in shard_aggregate.cc.
+  Result<raftmetrics::v1::AggregateShardResult> AggregateQuery(const raftmetrics::v1::AggregateQuery& query);
+
   uint64_t applied_index() const;
   uint32_t shard() const { return shard_; }
   const std::string& path() const { return path_; }
@@ -96,6 +100,15 @@ class ShardStore {
   Result<ApplyOutcome> ApplyLocked(const raftmetrics::v1::ShardCommand& command, uint64_t index);
   // Series ids matching the metric/partition_key filter; nullopt means "all".
   std::optional<std::vector<int32_t>> MatchingSeries(const PointFilter& filter) const;
+  // For AggregateQuery: the series passing its filters, each with its group index,
+  // and the group keys. Fails when there are more groups than query.max_groups().
+  struct SeriesSelection {
+    std::vector<int32_t> ids;          // sorted
+    std::vector<int32_t> group_of;     // by series id (size = all series), -1 = not selected
+    std::vector<std::vector<std::string>> groups;
+    bool all = false;                  // every series of the shard is selected
+  };
+  Result<SeriesSelection> SelectSeries(const raftmetrics::v1::AggregateQuery& query) const;
   Result<std::unique_ptr<db::Connection>> TakeReader();
   void ReturnReader(std::unique_ptr<db::Connection> conn);
 

@@ -98,6 +98,7 @@ void WorkerService::RegisterRoutes(Router& router) {
   router.Add("POST", "/internal/write", [this](HttpRequest& r) { return HandleInternalWrite(r); });
   router.Add("POST", "/internal/query", [this](HttpRequest& r) { return HandleInternalQuery(r); });
   router.Add("POST", "/internal/map", [this](HttpRequest& r) { return HandleInternalMap(r); });
+  router.Add("POST", "/internal/aggregate", [this](HttpRequest& r) { return HandleInternalAggregate(r); });
 }
 
 std::optional<ClusterMap> WorkerService::CurrentMap() {
@@ -359,6 +360,35 @@ HttpResponse WorkerService::HandleInternalQuery(HttpRequest& req) {
     a->set_min(r->min);
     a->set_max(r->max);
   }
+  return ProtoResponse(response);
+}
+
+HttpResponse WorkerService::HandleInternalAggregate(HttpRequest& req) {
+  pb::AggregateQuery query;
+  if (!query.ParseFromString(req.body)) {
+    return ErrorResponse(Status(Code::kInvalidRequest, "Malformed protobuf AggregateQuery"));
+  }
+  pb::AggregateResponse response;
+  response.set_node_id(config_.node_id);
+  std::vector<std::pair<uint32_t, std::future<Result<pb::AggregateShardResult>>>> running;
+  for (uint32_t shard : query.shards()) {
+    ShardStore* store = shards_.Find(shard);
+    if (!store) {  // never written here: an empty shard
+      response.add_shards()->set_shard(shard);
+      continue;
+    }
+    running.emplace_back(shard, std::async(std::launch::async, [store, &query] { return store->AggregateQuery(query); }));
+  }
+  Status failure;
+  for (auto& [shard, fut] : running) {
+    auto r = fut.get();
+    if (!r.ok()) {
+      if (failure.ok()) failure = r.status();
+      continue;
+    }
+    *response.add_shards() = std::move(*r);
+  }
+  if (!failure.ok()) return ErrorResponse(failure);
   return ProtoResponse(response);
 }
 

@@ -41,6 +41,7 @@ class WorkerService {
   HttpResponse HandleInternalWrite(HttpRequest& req);
   HttpResponse HandleInternalQuery(HttpRequest& req);
   HttpResponse HandleInternalMap(HttpRequest& req);
+  HttpResponse HandleInternalAggregate(HttpRequest& req);
 
   nlohmann::json HealthJson();
   std::optional<ClusterMap> CurrentMap();

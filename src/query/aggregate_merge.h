@@ -1,0 +1,47 @@
+// AggregateMerger: the Combine and Finalize steps of /aggregate. Shards' partial
+// aggregates (count/sum/min/max, sketch bins, raw values for exact=true) are
+// combined per (group, bucket); Finish() computes the requested aggregations,
+// rolling windows, order_by and limit over the merged data (a true global
+// top-N) and renders the seed's response shape. Not thread-safe.
+#pragma once
+
+#include "src/common/status.h"
+#include "src/query/aggregate_spec.h"
+#include "src/query/partial_aggregate.h"
+#include "src/query/quantile_sketch.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace rm {
+
+class AggregateMerger {
+ public:
+  explicit AggregateMerger(const AggregateSpec& spec) : spec_(spec) {}
+
+  void Add(const raftmetrics::v1::AggregateShardResult& shard);
+  // The response body (without the partial-result fields, which the caller adds).
+  Result<nlohmann::json> Finish();
+
+  struct Acc {
+    PartialAggregate agg;
+    QuantileSketch sketch;
+    std::vector<double> values;
+    void Merge(const Acc& o);
+  };
+
+ private:
+  nlohmann::json Render(Acc& acc) const;
+
+  const AggregateSpec& spec_;
+  // group key -> bucket start -> accumulated partials
+  std::map<std::vector<std::string>, std::map<int64_t, Acc>> data_;
+};
+
+// quantile_cont over sorted values (q in [0, 1]).
+double QuantileCont(const std::vector<double>& sorted, double q);
+
+}  // namespace rm

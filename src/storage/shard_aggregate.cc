@@ -1,0 +1,216 @@
+// ShardStore::AggregateQuery: the shard side of /aggregate.
+//
+// Filters (metric, tags, host and datacenter wildcards) are resolved against the
+// in-memory series catalog first; DuckDB then scans only the selected series'
+// points within the time range, grouping by (group, bucket) where the group of
+// a row is looked up from its series id in a bound INTEGER[] list. Up to three
+// statements run: the count/sum/min/max partials, the sketch bins when
+// percentiles are wanted, and the raw values for exact percentiles.
+#include "src/common/glob.h"
+#include "src/query/quantile_sketch.h"
+#include "src/storage/shard_store.h"
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+namespace rm {
+
+namespace pb = raftmetrics::v1;
+
+namespace {
+
+std::string TagOf(const Tags& tags, const std::string& key) {
+  for (const auto& [k, v] : tags) {
+    if (k == key) return v;
+  }
+  return "";
+}
+
+bool AnyGlob(const google::protobuf::RepeatedPtrField<std::string>& patterns, const std::string& value) {
+  if (patterns.empty()) return true;
+  for (const auto& p : patterns) {
+    if (GlobMatch(p, value)) return true;
+  }
+  return false;
+}
+
+// Renders a series-id filter: ranges for runs of consecutive ids, IN for the rest.
+// Only integers we generated reach the SQL text.
+std::string IdFilter(const std::vector<int32_t>& ids) {
+  std::string singles, ranges;
+  for (size_t i = 0; i < ids.size();) {
+    size_t j = i;
+    while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
+    if (j == i) {
+      singles += (singles.empty() ? "" : ",") + std::to_string(ids[i]);
+    } else {
+      ranges += (ranges.empty() ? "" : " OR ") +
+                ("series_id BETWEEN " + std::to_string(ids[i]) + " AND " + std::to_string(ids[j]));
+    }
+    i = j + 1;
+  }
+  if (!singles.empty()) ranges += (ranges.empty() ? "" : " OR ") + ("series_id IN (" + singles + ")");
+  return "(" + ranges + ")";
+}
+
+}  // namespace
+
+Result<ShardStore::SeriesSelection> ShardStore::SelectSeries(const pb::AggregateQuery& query) const {
+  SeriesSelection sel;
+  std::map<std::vector<std::string>, int32_t> group_index;
+  std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
+  sel.group_of.assign(series_.size(), -1);
+  for (const auto& s : series_) {
+    if (!query.metric().empty() && s.metric != query.metric()) continue;
+    bool ok = true;
+    for (const auto& f : query.tags()) {
+      if (TagOf(s.tags, f.key()) != f.value()) {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok || !AnyGlob(query.hosts(), TagOf(s.tags, "host"))) continue;
+    if (!query.datacenters().empty()) {
+      const std::string dc = TagOf(s.tags, "datacenter");
+      bool any = false;
+      for (const auto& d : query.datacenters()) any = any || d == dc;
+      if (!any) continue;
+    }
+    std::vector<std::string> key;
+    key.reserve(query.group_by_size());
+    for (const auto& field : query.group_by()) {
+      if (field == "metric") {
+        key.push_back(s.metric);
+      } else if (field == "partition_key") {
+        key.push_back(s.partition_key);
+      } else {
+        key.push_back(TagOf(s.tags, field));
+      }
+    }
+    auto [it, inserted] = group_index.emplace(std::move(key), static_cast<int32_t>(sel.groups.size()));
+    if (inserted) {
+      if (query.max_groups() > 0 && sel.groups.size() >= query.max_groups()) {
+        return Status(Code::kValidation, "Too many groups",
+                      {{"fields", {{{"field", "group_by"},
+                                    {"error", "more than " + std::to_string(query.max_groups()) +
+                                                  " groups; filter further or group by fewer fields"}}}},
+                       {"max_groups", query.max_groups()}});
+      }
+      sel.groups.push_back(it->first);
+    }
+    sel.group_of[s.id] = it->second;
+    sel.ids.push_back(s.id);
+  }
+  sel.all = !sel.ids.empty() && sel.ids.size() == series_.size();
+  return sel;
+}
+
+Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQuery& query) {
+  pb::AggregateShardResult result;
+  result.set_shard(shard_);
+  auto sel = SelectSeries(query);
+  if (!sel.ok()) return sel.status();
+  if (sel->ids.empty()) return result;
+
+  std::vector<db::Param> params;
+  const bool grouped = sel->groups.size() > 1;
+  std::string group_expr = "0";
+  if (grouped) {
+    group_expr = "(?::INTEGER[])[series_id + 1]";
+    params.push_back(db::Param::IntList(sel->group_of));
+  }
+  const int64_t b = query.bucket_us();
+  const std::string bucket_expr =
+      b > 0 ? "(ts - (((ts % " + std::to_string(b) + ") + " + std::to_string(b) + ") % " + std::to_string(b) + "))"
+            : "0::BIGINT";
+  std::string where = " WHERE ts >= ? AND ts <= ?";
+  params.push_back(db::Param::Int(query.from_us()));
+  params.push_back(db::Param::Int(query.to_us()));
+  if (!sel->all) where += " AND " + IdFilter(sel->ids);
+
+  auto conn = TakeReader();
+  if (!conn.ok()) return conn.status();
+  struct Returner {
+    ShardStore* self;
+    std::unique_ptr<db::Connection>& c;
+    ~Returner() { self->ReturnReader(std::move(c)); }
+  } returner{this, *conn};
+  db::Connection& c = **conn;
+
+  // Partials per (group, bucket).
+  std::map<std::pair<int64_t, int64_t>, pb::GroupPartial*> by_key;
+  auto partial_for = [&](int64_t g, int64_t bucket) -> pb::GroupPartial* {
+    auto [it, inserted] = by_key.emplace(std::make_pair(g, bucket), nullptr);
+    if (inserted) {
+      it->second = result.add_groups();
+      for (const auto& k : sel->groups.at(static_cast<size_t>(g))) it->second->add_key(k);
+      it->second->set_bucket(bucket);
+    }
+    return it->second;
+  };
+  auto rows = c.Query("SELECT " + group_expr + " AS g, " + bucket_expr +
+                          " AS b, count(value), sum(value), min(value), max(value) FROM points" + where +
+                          " GROUP BY g, b",
+                      params);
+  if (!rows.ok()) return rows.status();
+  uint64_t total = 0;
+  for (size_t r = 0; r < rows->size(); ++r) {
+    auto* p = partial_for(rows->Int(0, r), rows->Int(1, r));
+    auto* a = p->mutable_aggregate();
+    a->set_count(static_cast<uint64_t>(rows->Int(2, r)));
+    a->set_sum(rows->Double(3, r));
+    a->set_min(rows->Double(4, r));
+    a->set_max(rows->Double(5, r));
+    total += a->count();
+  }
+
+  if (query.want_sketch() && total > 0) {
+    char log_gamma[64];
+    const double gamma = (1 + QuantileSketch::kRelativeAccuracy) / (1 - QuantileSketch::kRelativeAccuracy);
+    std::snprintf(log_gamma, sizeof log_gamma, "%.17g", std::log(gamma));
+    char min_mag[32];
+    std::snprintf(min_mag, sizeof min_mag, "%.17g", QuantileSketch::kMinMagnitude);
+    auto bins = c.Query("SELECT " + group_expr + " AS g, " + bucket_expr +
+                            " AS b, CASE WHEN abs(value) < " + min_mag +
+                            " THEN 0 ELSE sign(value)::INTEGER END AS s, CASE WHEN abs(value) < " + min_mag +
+                            " THEN 0 ELSE ceil(ln(abs(value)) / " + log_gamma +
+                            ")::INTEGER END AS bin, count(*) FROM points" + where + " GROUP BY g, b, s, bin",
+                        params);
+    if (!bins.ok()) return bins.status();
+    for (size_t r = 0; r < bins->size(); ++r) {
+      auto* sk = partial_for(bins->Int(0, r), bins->Int(1, r))->mutable_sketch();
+      const int64_t sign = bins->Int(2, r);
+      const auto bin = static_cast<int32_t>(bins->Int(3, r));
+      const auto n = static_cast<uint64_t>(bins->Int(4, r));
+      if (sign > 0) {
+        sk->add_positive_bins(bin);
+        sk->add_positive_counts(n);
+      } else if (sign < 0) {
+        sk->add_negative_bins(bin);
+        sk->add_negative_counts(n);
+      } else {
+        sk->set_zeros(sk->zeros() + n);
+      }
+    }
+  }
+
+  if (query.want_values() && total > 0) {
+    if (query.max_values() > 0 && total > query.max_values()) {
+      return Status(Code::kValidation, "Too many points for exact percentiles",
+                    {{"fields", {{{"field", "exact"},
+                                  {"error", "the query touches more than " + std::to_string(query.max_values()) +
+                                                " points; narrow the time range or filters, or use the sketch"}}}},
+                     {"max_points", query.max_values()}});
+    }
+    auto values = c.Query("SELECT " + group_expr + " AS g, " + bucket_expr + " AS b, value FROM points" + where,
+                          params);
+    if (!values.ok()) return values.status();
+    for (size_t r = 0; r < values->size(); ++r) {
+      partial_for(values->Int(0, r), values->Int(1, r))->add_values(values->Double(2, r));
+    }
+  }
+  return result;
+}
+
+}  // namespace rm
