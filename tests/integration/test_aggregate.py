@@ -1,0 +1,316 @@
+"""GET /aggregate, differentially: a random dataset (several metrics, hosts,
+datacenters, time spreads, negative values, duplicates) is inserted through the
+cluster, and every combination of parameters below is compared with an oracle
+that holds every point in one place (exact for avg/min/max/sum/count and
+exact=true percentiles, within the documented 1% bound for sketch percentiles).
+Then with one worker stopped: the merged answer equals the oracle over the
+shards that answered, and names the missing ones."""
+import datetime
+import itertools
+import math
+import random
+import unittest
+
+import rmtest as R
+
+SHARDS = 8
+BASE = 1705708800 * 1000000  # 2024-01-20T00:00:00Z in micros
+HOUR = 3600 * 1000000
+METRICS = ["cpu", "mem", "lat"]
+DCS = ["us-west", "us-east", "eu-west"]
+HOSTS = ["web-1", "web-12", "web-2", "api-1", "api-20", "db-3"]
+
+
+def iso(us):
+    dt = datetime.datetime(1970, 1, 1) + datetime.timedelta(microseconds=us)
+    s = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if us % 1000000:
+        s += ".%06d" % (us % 1000000)
+    return s + "Z"
+
+
+def quantile_cont(sorted_vals, q):
+    pos = q * (len(sorted_vals) - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
+
+
+def glob_match(pattern, text):
+    import fnmatch
+    # fnmatch treats [ ] specially; our patterns here only use * and ?.
+    return fnmatch.fnmatchcase(text, pattern)
+
+
+class Oracle(object):
+    def __init__(self, points):
+        self.points = points  # dicts: metric, host, datacenter, env, ts, value, shard
+
+    def select(self, p, shards=None):
+        out = []
+        for x in self.points:
+            if x["metric"] != p["metric"] or not (p["from"] <= x["ts"] <= p["to"]):
+                continue
+            if shards is not None and x["shard"] not in shards:
+                continue
+            if "tags" in p and any(x.get(k) != v for k, v in p["tags"]):
+                continue
+            if "hosts" in p and not any(glob_match(h, x["host"]) for h in p["hosts"]):
+                continue
+            if "datacenters" in p and x["datacenter"] not in p["datacenters"]:
+                continue
+            out.append(x)
+        return out
+
+    @staticmethod
+    def aggs(values, names):
+        vals = sorted(values)
+        out = {}
+        for n in names:
+            if n == "count":
+                out[n] = len(vals)
+            elif n == "sum":
+                out[n] = math.fsum(vals)
+            elif not vals:
+                out[n] = None
+            elif n == "avg":
+                out[n] = math.fsum(vals) / len(vals)
+            elif n == "min":
+                out[n] = vals[0]
+            elif n == "max":
+                out[n] = vals[-1]
+            else:
+                out[n] = ("pct", vals, float(n[1:]) / 100.0)
+        return out
+
+
+class AggregateTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.c = R.Cluster(workers=2, shards=SHARDS, name="aggregate").start()
+        rng = random.Random(20240120)
+        points = []
+        series_shard = {}
+        for metric in METRICS:
+            for host in HOSTS:
+                dc = DCS[hash(host) % len(DCS)] if False else DCS[HOSTS.index(host) % len(DCS)]
+                env = "prod" if host.startswith("web") else "dev"
+                n = rng.randint(40, 120)
+                spread = rng.choice([2 * HOUR, 12 * HOUR, 30 * HOUR])
+                for i in range(n):
+                    ts = BASE + rng.randrange(0, spread // 1000000) * 1000000
+                    v = round(rng.uniform(-50, 150), 3)
+                    if i % 17 == 0 and points:
+                        v = points[-1]["value"]  # duplicates
+                    points.append({"metric": metric, "host": host, "datacenter": dc, "env": env,
+                                   "ts": ts, "value": v})
+        # Learn each series' shard from a single-point insert, then batch the rest.
+        first = {}
+        rest = []
+        for p in points:
+            key = (p["metric"], p["host"])
+            if key not in first:
+                first[key] = p
+            else:
+                rest.append(p)
+
+        def body(p):
+            return {"key": p["metric"], "value": p["value"], "timestamp": iso(p["ts"]),
+                    "tags": {"host": p["host"], "datacenter": p["datacenter"], "env": p["env"]}}
+
+        for key, p in first.items():
+            r = cls.c.insert(body(p), path="/metrics")
+            assert r.status == 200, r
+            series_shard[key] = r.json()["partition"]
+        for i in range(0, len(rest), 400):
+            r = cls.c.insert([body(p) for p in rest[i:i + 400]], path="/metrics")
+            assert r.status == 200, r
+        for p in points:
+            p["shard"] = series_shard[(p["metric"], p["host"])]
+        cls.oracle = Oracle(points)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.stop()
+
+    # -- comparison ---------------------------------------------------------
+
+    def assert_aggs(self, got, expected, exact, ctx):
+        for name, want in expected.items():
+            have = got.get(name)
+            if isinstance(want, tuple):
+                _, vals, q = want
+                if not vals:
+                    self.assertIsNone(have, ctx)
+                    continue
+                exact_v = quantile_cont(vals, q)
+                if exact:
+                    self.assertTrue(R.close_to(have, exact_v, rel=1e-9, abs_tol=1e-9),
+                                    "%s %s: %r != %r" % (ctx, name, have, exact_v))
+                else:
+                    # Documented bound: within 1% of the values at the neighbouring ranks.
+                    pos = q * (len(vals) - 1)
+                    lo = vals[int(math.floor(pos))]
+                    hi = vals[min(int(math.floor(pos)) + 1, len(vals) - 1)]
+                    low = min(lo - 0.01 * abs(lo), hi - 0.01 * abs(hi))
+                    high = max(lo + 0.01 * abs(lo), hi + 0.01 * abs(hi))
+                    self.assertTrue(low - 1e-9 <= have <= high + 1e-9,
+                                    "%s %s: %r not within 1%% of [%r, %r]" % (ctx, name, have, lo, hi))
+            elif want is None:
+                self.assertIsNone(have, "%s %s" % (ctx, name))
+            else:
+                self.assertTrue(R.close_to(have, want, rel=1e-9, abs_tol=1e-6),
+                                "%s %s: %r != %r" % (ctx, name, have, want))
+
+    def query(self, p, shards=None):
+        params = {"metric": p["metric"], "from": iso(p["from"]), "to": iso(p["to"]),
+                  "agg": ",".join(p["agg"])}
+        if "tags" in p:
+            params["tags"] = ",".join("%s:%s" % kv for kv in p["tags"])
+        if "hosts" in p:
+            params["hosts"] = ",".join(p["hosts"])
+        if "datacenters" in p:
+            params["datacenters"] = ",".join(p["datacenters"])
+        for k in ("group_by", "window", "rolling", "step", "order_by", "limit", "exact"):
+            if k in p:
+                params[k] = p[k]
+        r = R.get(self.c.port, "/aggregate", params, timeout=20)
+        self.assertEqual(r.status, 200, "%s -> %r" % (params, r))
+        return r.json()
+
+    def check(self, p, shards=None):
+        body = self.query(p)
+        pts = self.oracle.select(p, shards)
+        exact = p.get("exact") == "true"
+        ctx = str(p)
+        self.assert_aggs(body["aggregations"], Oracle.aggs([x["value"] for x in pts], p["agg"]), exact, ctx)
+        window = {"1h": HOUR, "6h": 6 * HOUR, "30m": HOUR // 2}.get(p.get("window"))
+        group_fields = p["group_by"].split(",") if "group_by" in p else []
+        if group_fields:
+            groups = {}
+            for x in pts:
+                groups.setdefault(tuple(x[f] for f in group_fields), []).append(x)
+            got = {tuple(g["key"][f] for f in group_fields): g for g in body["groups"]}
+            expected_keys = set(groups)
+            if "limit" in p:
+                first = p["agg"][0]
+                desc = p.get("order_by", "value:desc").endswith("desc")
+
+                def exact_value(k):
+                    v = Oracle.aggs([x["value"] for x in groups[k]], [first])[first]
+                    return quantile_cont(v[1], v[2]) if isinstance(v, tuple) else v
+
+                ranked = sorted(groups, key=exact_value, reverse=desc)
+                self.assertEqual(len(body["groups"]), min(int(p["limit"]), len(groups)), ctx)
+                # The returned groups are the global top-N by the exact value (ties
+                # aside; sketch percentiles may swap groups within their 1% bound).
+                sketch = first.startswith("p") and p.get("exact") != "true"
+                cut = exact_value(ranked[len(body["groups"]) - 1]) if body["groups"] else None
+                tol = 0.02 * abs(cut) + 1e-9 if (sketch and cut is not None) else 1e-9
+                for k in got:
+                    v = exact_value(k)
+                    self.assertTrue((v >= cut - tol) if desc else (v <= cut + tol), "%s top-N %r" % (ctx, k))
+                # ... and in order.
+                order = [exact_value(tuple(g["key"][f] for f in group_fields)) for g in body["groups"]]
+                if not sketch:
+                    self.assertEqual(order, sorted(order, reverse=desc), ctx)
+                expected_keys = set(got)
+            self.assertEqual(set(got), expected_keys, ctx)
+            for k in expected_keys:
+                self.assert_aggs(got[k]["aggregations"], Oracle.aggs([x["value"] for x in groups[k]], p["agg"]),
+                                 exact, "%s group %r" % (ctx, k))
+            if len(group_fields) == 1:
+                self.assertEqual(set(body["by_" + group_fields[0]]), set(k[0] for k in expected_keys), ctx)
+        else:
+            dcs = {}
+            for x in pts:
+                dcs.setdefault(x["datacenter"], []).append(x["value"])
+            self.assertEqual(set(body["by_datacenter"]), set(dcs), ctx)
+            for dc, vals in dcs.items():
+                self.assert_aggs(body["by_datacenter"][dc], Oracle.aggs(vals, ["avg", "count"]), True, ctx + dc)
+        if window and not group_fields:
+            expected = []
+            if p.get("rolling") == "true":
+                step = {"30m": HOUR // 2, "1h": HOUR}[p["step"]]
+                t = p["from"] - (p["from"] % step) + step
+                while t <= p["to"] - (p["to"] % step):
+                    vals = [x["value"] for x in pts if t - window <= x["ts"] < t]
+                    if vals:
+                        expected.append((iso(max(t - window, p["from"])), iso(t), vals))
+                    t += step
+            else:
+                buckets = {}
+                for x in pts:
+                    buckets.setdefault(x["ts"] - x["ts"] % window, []).append(x["value"])
+                for b in sorted(buckets):
+                    expected.append((iso(max(b, p["from"])), iso(min(b + window, p["to"])), buckets[b]))
+            got = [(s["start"], s["end"], s["aggregations"]) for s in body["series"]]
+            self.assertEqual([(a, b) for a, b, _ in got], [(a, b) for a, b, _ in expected], ctx)
+            for (_, _, have), (s, _, vals) in zip(got, expected):
+                self.assert_aggs(have, Oracle.aggs(vals, p["agg"]), exact, "%s bucket %s" % (ctx, s))
+        return body
+
+    # -- the grid -----------------------------------------------------------
+
+    def test_parameter_grid(self):
+        ranges = [(BASE, BASE + 30 * HOUR), (BASE + 3 * HOUR, BASE + 9 * HOUR - 1)]
+        filters = [{}, {"tags": [("env", "prod")]}, {"hosts": ["web-1*", "api-?"]},
+                   {"datacenters": ["us-west", "eu-west"]},
+                   {"hosts": ["web-*"], "datacenters": ["us-east"]}, {"tags": [("env", "x' OR 1=1 --")]}]
+        shapes = [{}, {"group_by": "datacenter"}, {"group_by": "datacenter,host"},
+                  {"group_by": "host", "order_by": "value:desc", "limit": "3"},
+                  {"group_by": "host", "order_by": "value:asc", "limit": "2"},
+                  {"window": "1h"}, {"window": "6h"}, {"window": "1h", "rolling": "true", "step": "30m"}]
+        aggsets = [["avg", "min", "max", "sum", "count"], ["p50", "p95", "p99"], ["avg", "p95"]]
+        n = 0
+        for metric, (f, t), filt, shape, aggs, exact in itertools.product(
+                METRICS[:2], ranges, filters, shapes, aggsets, [False, True]):
+            if exact and not any(a.startswith("p") for a in aggs):
+                continue
+            n += 1
+            if n % 3 and metric == "mem":  # keep the grid under a few hundred queries
+                continue
+            p = {"metric": metric, "from": f, "to": t, "agg": aggs}
+            p.update(filt)
+            p.update(shape)
+            if exact:
+                p["exact"] = "true"
+            self.check(p)
+
+    def test_sql_injection_is_just_a_value(self):
+        body = self.query({"metric": "cpu", "from": BASE, "to": BASE + 30 * HOUR, "agg": ["count"],
+                           "tags": [("env", "x' OR 1=1 --")]})
+        self.assertEqual(body["aggregations"]["count"], 0)
+
+    def test_bad_parameters_list_every_field(self):
+        r = R.get(self.c.port, "/aggregate", {"metric": "cpu", "agg": "avg,bogus", "window": "7x",
+                                                "from": "not-a-time", "order_by": "speed", "limit": "-2",
+                                                "tags": "novalue"})
+        R.assert_error_shape(self, r, 400, "VALIDATION_ERROR")
+        fields = {f["field"] for f in r.json()["details"]["fields"]}
+        for f in ("agg", "window", "from", "order_by", "limit", "tags"):
+            self.assertIn(f, fields)
+        r = R.get(self.c.port, "/aggregate", {"agg": "avg"})
+        R.assert_error_shape(self, r, 400, "VALIDATION_ERROR")
+
+    def test_partial_answer_equals_oracle_of_answering_shards(self):
+        try:
+            shard_map = self.c.shard_map()
+            self.c.pause_worker("worker-2")
+            alive = set(shard_map["worker-1"])
+            p = {"metric": "cpu", "from": BASE, "to": BASE + 30 * HOUR, "agg": ["avg", "sum", "count", "p50"],
+                 "exact": "true", "group_by": "datacenter"}
+            body = self.check(p, shards=alive)
+            self.assertTrue(body["is_partial"])
+            self.assertEqual(sorted(body["missing_shards"]), sorted(shard_map["worker-2"]))
+            self.assertEqual(body["responding_nodes"], 1)
+            params = {"metric": "cpu", "from": iso(BASE), "to": iso(BASE + 30 * HOUR), "partial": "deny"}
+            r = R.get(self.c.port, "/aggregate", params, timeout=20)
+            R.assert_error_shape(self, r, 503)
+            self.assertEqual(sorted(r.json()["details"]["missing_shards"]), sorted(shard_map["worker-2"]))
+        finally:
+            self.c.resume_worker("worker-2")
+
+
+if __name__ == "__main__":
+    R.main()
