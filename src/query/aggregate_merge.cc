@@ -97,6 +97,24 @@ std::optional<double> ValueOf(const nlohmann::json& aggs, const std::string& nam
 
 }  // namespace
 
+nlohmann::json AggregateMerger::Overall() {
+  Acc overall;
+  for (const auto& [key, buckets] : data_) {
+    for (const auto& [b, acc] : buckets) overall.Merge(acc);
+  }
+  return Render(overall);
+}
+
+std::map<std::vector<std::string>, nlohmann::json> AggregateMerger::PerGroup() {
+  std::map<std::vector<std::string>, nlohmann::json> out;
+  for (const auto& [key, buckets] : data_) {
+    Acc acc;
+    for (const auto& [b, a] : buckets) acc.Merge(a);
+    if (acc.agg.count > 0) out[key] = Render(acc);
+  }
+  return out;
+}
+
 Result<nlohmann::json> AggregateMerger::Finish() {
   const auto& q = spec_.query;
   if (!spec_.group_by.empty() && data_.size() > kMaxGroups) {

@@ -25,6 +25,10 @@ class AggregateMerger {
   void Add(const raftmetrics::v1::AggregateShardResult& shard);
   // The response body (without the partial-result fields, which the caller adds).
   Result<nlohmann::json> Finish();
+  // Just the finalized aggregations: overall, and per group over all buckets
+  // (the worker's seed-001 /compute answer).
+  nlohmann::json Overall();
+  std::map<std::vector<std::string>, nlohmann::json> PerGroup();
 
   struct Acc {
     PartialAggregate agg;

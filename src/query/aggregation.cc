@@ -1,5 +1,7 @@
 #include "src/query/aggregation.h"
 
+#include "src/query/aggregate_spec.h"
+
 #include <algorithm>
 
 namespace rm {
@@ -7,9 +9,10 @@ namespace rm {
 Status ValidateAggregations(const std::vector<std::string>& names, const std::string& field) {
   nlohmann::json fields = nlohmann::json::array();
   for (const auto& n : names) {
-    if (std::find(kSimpleAggregations.begin(), kSimpleAggregations.end(), n) == kSimpleAggregations.end()) {
+    if (std::find(kSimpleAggregations.begin(), kSimpleAggregations.end(), n) == kSimpleAggregations.end() &&
+        !PercentileOf(n)) {
       fields.push_back({{"field", field}, {"error", "unknown aggregation '" + n +
-                                                        "': must be one of avg, min, max, sum, count"}});
+                                                        "': use avg, min, max, sum, count or pNN (e.g. p95)"}});
     }
   }
   if (names.empty()) fields.push_back({{"field", field}, {"error", "must name at least one aggregation"}});

@@ -4,6 +4,8 @@
 #include "src/common/time_util.h"
 #include "src/net/error_response.h"
 #include "src/partition/partitioner.h"
+#include "src/query/aggregate_merge.h"
+#include "src/query/aggregate_spec.h"
 #include "src/query/aggregation.h"
 #include "src/wire/point_parser.h"
 
@@ -12,6 +14,7 @@
 
 #include <chrono>
 #include <future>
+#include <limits>
 
 namespace rm {
 
@@ -243,36 +246,40 @@ HttpResponse WorkerService::HandleCompute(HttpRequest& req) {
   }
 
   // Only the shards this worker holds: seed 001 "compute results show only the
-  // data stored in that specific worker".
-  PartialAggregate total;
-  std::map<std::vector<std::string>, PartialAggregate> groups;
+  // data stored in that specific worker". Same shard-side code as /aggregate.
+  AggregateSpec spec;
+  spec.aggs = aggs;
+  spec.group_by = group_by;
+  auto& q = spec.query;
+  q.set_metric(filter.metric);
+  q.set_from_us(filter.from_us.value_or(std::numeric_limits<int64_t>::min()));
+  q.set_to_us(filter.to_us.value_or(std::numeric_limits<int64_t>::max()));
+  for (const auto& g : group_by) q.add_group_by(g);
+  for (const auto& a : aggs) q.set_want_sketch(q.want_sketch() || PercentileOf(a).has_value());
+  q.set_max_groups(kMaxGroups);
+  AggregateMerger merger(spec);
   for (ShardStore* store : shards_.All()) {
-    if (group_by.empty()) {
-      auto r = store->Aggregate(filter);
-      if (!r.ok()) return ErrorResponse(r.status());
-      total.Merge(*r);
-    } else {
-      auto r = store->AggregateGroups(filter, group_by);
-      if (!r.ok()) return ErrorResponse(r.status());
-      for (const auto& [k, v] : *r) {
-        groups[k].Merge(v);
-        total.Merge(v);
-      }
-    }
+    auto r = store->AggregateQuery(q);
+    if (!r.ok()) return ErrorResponse(r.status());
+    merger.Add(*r);
   }
-  nlohmann::json out = {{"results", RenderAggregations(total, aggs)}};
+  nlohmann::json results = merger.Overall();
+  nlohmann::json out = {{"results", results}};
   if (!group_by.empty()) {
     nlohmann::json g = nlohmann::json::object();
-    for (const auto& [k, v] : groups) {
+    for (const auto& [k, v] : merger.PerGroup()) {
       std::string name;
       for (size_t i = 0; i < k.size(); ++i) name += (i ? "," : "") + k[i];
-      g[name] = RenderAggregations(v, aggs);
+      g[name] = v;
     }
     out["groups"] = g;
   }
-  // Seed 000's Postman example of /compute answers {"average", "count"}.
-  out["average"] = total.count ? nlohmann::json(*total.Average()) : nlohmann::json(nullptr);
-  out["count"] = total.count;
+  // Seed 000's Postman example of /compute answers {"average", "count"}. The
+  // merger renders spec.aggs at call time, so this re-renders the same data.
+  spec.aggs = {"avg", "count"};
+  nlohmann::json basic = merger.Overall();
+  out["average"] = basic["avg"];
+  out["count"] = basic["count"];
   out["computation_time_ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   out["worker_node"] = config_.node_id;
   return JsonResponse(out);
