@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <optional>
+
+using namespace std::string_view_literals;
 #include <unordered_map>
 
 namespace rm {
@@ -178,8 +182,11 @@ bool ParseJsonPoint(simdjson::dom::element el, const PointPath& path, InsertDial
     } else if (key == "value") {
       has_value = true;
       double d;
+      std::string_view marker;
       if (v.is_number() && !v.get_double().get(d)) {
         p.value = d;
+      } else if (!v.get_string().get(marker) && marker == "\0overflow"sv) {
+        errors.Add(path.Field("value"), "must be a finite number");
       } else {
         errors.Add(path.Field("value"), "must be a number");
       }
@@ -206,6 +213,54 @@ bool ParseJsonPoint(simdjson::dom::element el, const PointPath& path, InsertDial
   return errors.total() == errors_before;
 }
 
+// JSON numbers too large for a double (1e400) make simdjson reject the whole
+// document. To still name the offending field, such literals are rewritten to a
+// marker string that ParseJsonPoint reports as "must be a finite number".
+constexpr std::string_view kOverflowMarker = "\\u0000overflow";
+
+std::optional<std::string> RewriteOverflowingNumbers(std::string_view body) {
+  std::string out;
+  bool changed = false, in_string = false;
+  for (size_t i = 0; i < body.size();) {
+    char c = body[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < body.size()) {
+        out += body[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+      ++i;
+    } else if (c == '"') {
+      in_string = true;
+      out += c;
+      ++i;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t j = i + 1;
+      while (j < body.size() && (std::isdigit(static_cast<unsigned char>(body[j])) || body[j] == '.' ||
+                                 body[j] == 'e' || body[j] == 'E' || body[j] == '+' || body[j] == '-')) {
+        ++j;
+      }
+      std::string token(body.substr(i, j - i));
+      double v = std::strtod(token.c_str(), nullptr);
+      if (!std::isfinite(v)) {
+        out += '"';
+        out += kOverflowMarker;
+        out += '"';
+        changed = true;
+      } else {
+        out += token;
+      }
+      i = j;
+    } else {
+      out += c;
+      ++i;
+    }
+  }
+  if (!changed) return std::nullopt;
+  return out;
+}
+
 Result<ParsedInsert> ParseJson(std::string_view body, InsertDialect dialect, bool ndjson) {
   ParsedInsert result;
   Errors errors;
@@ -228,7 +283,12 @@ Result<ParsedInsert> ParseJson(std::string_view body, InsertDialect dialect, boo
       ++line_no;
       if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
       simdjson::dom::element el;
-      if (parser.parse(line.data(), line.size()).get(el)) {
+      auto err = parser.parse(line.data(), line.size()).get(el);
+      std::optional<std::string> rewritten;
+      if (err == simdjson::NUMBER_ERROR && (rewritten = RewriteOverflowingNumbers(line))) {
+        err = parser.parse(rewritten->data(), rewritten->size()).get(el);
+      }
+      if (err) {
         return Status(Code::kInvalidRequest, "Malformed JSON",
                       {{"line", line_no}, {"reason", "invalid JSON on this NDJSON line"}});
       }
@@ -237,6 +297,10 @@ Result<ParsedInsert> ParseJson(std::string_view body, InsertDialect dialect, boo
   } else {
     simdjson::dom::element root;
     auto err = parser.parse(body.data(), body.size()).get(root);
+    std::optional<std::string> rewritten;
+    if (err == simdjson::NUMBER_ERROR && (rewritten = RewriteOverflowingNumbers(body))) {
+      err = parser.parse(rewritten->data(), rewritten->size()).get(root);
+    }
     if (err) {
       return Status(Code::kInvalidRequest, "Malformed JSON", {{"reason", simdjson::error_message(err)}});
     }
