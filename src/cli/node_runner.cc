@@ -55,17 +55,19 @@ int RunNode(const NodeConfig& config) {
     worker = std::make_unique<WorkerService>(config);
     worker->RegisterRoutes(router);
   }
-  Status s = server.Start();
+  // Storage and state first, then the listener: a request never meets a
+  // half-started node.
+  Status s = control ? control->Start() : worker->Open();
+  if (!s.ok()) {
+    spdlog::critical("cannot start {}: {}", config.role, s.ToString());
+    return 1;
+  }
+  s = server.Start();
   if (!s.ok()) {
     spdlog::critical("{}", s.ToString());
     return 1;
   }
-  s = control ? control->Start() : worker->Start(server.port());
-  if (!s.ok()) {
-    spdlog::critical("cannot start {}: {}", config.role, s.ToString());
-    server.Stop();
-    return 1;
-  }
+  if (worker) worker->StartRegistration(server.port());
   spdlog::info("{} {} listening on {}:{} (data in {})", config.role, config.node_id, config.bind,
                server.port(), config.db_path);
   int sig = WaitForStopSignal();

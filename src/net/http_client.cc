@@ -65,6 +65,11 @@ class HttpClient::Impl {
     return s;
   }
 
+  void DropIdle(const std::string& address) {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.erase(address);
+  }
+
   void GiveBack(const std::string& address, Stream s) {
     std::lock_guard<std::mutex> lock(mu_);
     auto& list = idle_[address];
@@ -84,7 +89,9 @@ class HttpClient::Impl {
                                             std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      Stream stream = TakeIdle(address);
+      // A retry always dials afresh: the other idle connections to this peer are
+      // likely as stale as the one that just failed.
+      Stream stream = attempt == 0 ? TakeIdle(address) : nullptr;
       bool reused = stream != nullptr;
       beast::error_code ec;
       if (!stream) {
@@ -126,7 +133,10 @@ class HttpClient::Impl {
         if (ec == beast::error::timeout) {
           co_return Status(Code::kTimeout, "request to " + address + " timed out");
         }
-        if (reused && got == 0 && attempt == 0) continue;  // stale keep-alive connection
+        if (reused && got == 0 && attempt == 0) {  // stale keep-alive connection
+          DropIdle(address);
+          continue;
+        }
         co_return Status(Code::kUnavailable, "request to " + address + " failed: " + ec.message());
       }
       auto& res = parser.get();

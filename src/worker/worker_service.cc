@@ -49,17 +49,20 @@ WorkerService::WorkerService(NodeConfig config)
 
 WorkerService::~WorkerService() { Stop(); }
 
-Status WorkerService::Start(uint16_t port) {
-  advertise_ = config_.advertise.empty() ? "127.0.0.1:" + std::to_string(port) : config_.advertise;
+Status WorkerService::Open() {
   Status s = shards_.OpenExisting();
   if (!s.ok()) return s;
   auto map = ClusterMap::Load(config_.db_path + "/cluster_map.json");
   if (!map.ok()) return map.status();
   if (*map) map_ = std::move(**map);
+  return Status::Ok();
+}
+
+void WorkerService::StartRegistration(uint16_t port) {
+  advertise_ = config_.advertise.empty() ? "127.0.0.1:" + std::to_string(port) : config_.advertise;
   if (!config_.control_host.empty()) {
     registration_ = std::thread([this] { RegistrationLoop(); });
   }
-  return Status::Ok();
 }
 
 void WorkerService::Stop() {

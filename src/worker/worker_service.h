@@ -28,9 +28,12 @@ class WorkerService {
   explicit WorkerService(NodeConfig config);
   ~WorkerService();
 
-  // Opens the shard files and the last known cluster map; starts registration
-  // with CONTROL_HOST when set. `port` is the port actually bound.
-  Status Start(uint16_t port);
+  // Opens the shard files and the last known cluster map. Call before the
+  // server accepts requests, so no query ever sees a shard as empty because its
+  // file is not open yet.
+  Status Open();
+  // Starts registration with CONTROL_HOST when set. `port` is the port bound.
+  void StartRegistration(uint16_t port);
   void Stop();
   void RegisterRoutes(Router& router);
 
