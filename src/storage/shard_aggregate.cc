@@ -9,6 +9,7 @@
 #include "src/common/glob.h"
 #include "src/query/quantile_sketch.h"
 #include "src/storage/shard_store.h"
+#include "src/storage/sql_filters.h"
 
 #include <cmath>
 #include <cstdio>
@@ -33,25 +34,6 @@ bool AnyGlob(const google::protobuf::RepeatedPtrField<std::string>& patterns, co
     if (GlobMatch(p, value)) return true;
   }
   return false;
-}
-
-// Renders a series-id filter: ranges for runs of consecutive ids, IN for the rest.
-// Only integers we generated reach the SQL text.
-std::string IdFilter(const std::vector<int32_t>& ids) {
-  std::string singles, ranges;
-  for (size_t i = 0; i < ids.size();) {
-    size_t j = i;
-    while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
-    if (j == i) {
-      singles += (singles.empty() ? "" : ",") + std::to_string(ids[i]);
-    } else {
-      ranges += (ranges.empty() ? "" : " OR ") +
-                ("series_id BETWEEN " + std::to_string(ids[i]) + " AND " + std::to_string(ids[j]));
-    }
-    i = j + 1;
-  }
-  if (!singles.empty()) ranges += (ranges.empty() ? "" : " OR ") + ("series_id IN (" + singles + ")");
-  return "(" + ranges + ")";
 }
 
 }  // namespace
@@ -127,7 +109,7 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   std::string where = " WHERE ts >= ? AND ts <= ?";
   params.push_back(db::Param::Int(query.from_us()));
   params.push_back(db::Param::Int(query.to_us()));
-  if (!sel->all) where += " AND " + IdFilter(sel->ids);
+  if (!sel->all) where += " AND " + SeriesIdFilter(sel->ids);
 
   auto conn = TakeReader();
   if (!conn.ok()) return conn.status();

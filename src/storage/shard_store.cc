@@ -1,5 +1,7 @@
 #include "src/storage/shard_store.h"
 
+#include "src/storage/sql_filters.h"
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -253,24 +255,7 @@ std::string WhereClause(const PointFilter& filter, const std::optional<std::vect
     where += " AND ts <= ?";
     params.push_back(db::Param::Int(*filter.to_us));
   }
-  if (ids) {
-    // Ids are sorted; runs of consecutive ids become ranges, which DuckDB prunes
-    // with row-group min/max statistics.
-    std::string singles, ranges;
-    for (size_t i = 0; i < ids->size();) {
-      size_t j = i;
-      while (j + 1 < ids->size() && (*ids)[j + 1] == (*ids)[j] + 1) ++j;
-      if (j == i) {
-        singles += (singles.empty() ? "" : ",") + std::to_string((*ids)[i]);
-      } else {
-        ranges += (ranges.empty() ? "" : " OR ") + ("series_id BETWEEN " + std::to_string((*ids)[i]) +
-                                                   " AND " + std::to_string((*ids)[j]));
-      }
-      i = j + 1;
-    }
-    if (!singles.empty()) ranges += (ranges.empty() ? "" : " OR ") + ("series_id IN (" + singles + ")");
-    where += " AND (" + ranges + ")";
-  }
+  if (ids) where += " AND " + SeriesIdFilter(*ids);
   return where;
 }
 
