@@ -54,12 +54,14 @@ except OSError:  # pragma: no cover
     _libc = None
 
 
-def _die_with_parent():
+def _die_with_parent(sig=signal.SIGKILL):
     # Runs in the child between fork and exec: if the test process dies (even by
-    # SIGKILL from a ctest timeout), the node gets SIGKILL instead of leaking.
-    if _libc is not None:
-        PR_SET_PDEATHSIG = 1
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # SIGKILL from a ctest timeout), the node gets `sig` instead of leaking.
+    def set_pdeathsig():
+        if _libc is not None:
+            PR_SET_PDEATHSIG = 1
+            _libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    return set_pdeathsig
 
 
 def children_of(pid):
@@ -109,8 +111,11 @@ def pid_alive(pid):
 _STDBUF = shutil.which("stdbuf")
 
 
-def spawn(args, log_path, env=None, cwd=None):
-    """Starts a process with stdout+stderr to log_path; recorded for cleanup."""
+def spawn(args, log_path, env=None, cwd=None, parent_death_signal=signal.SIGKILL):
+    """Starts a process with stdout+stderr to log_path; recorded for cleanup.
+
+    parent_death_signal: what the process gets if this test process dies
+    (SIGTERM for `raftmetrics local`, so that it stops its own children)."""
     log = open(log_path, "ab")
     full_env = dict(os.environ)
     full_env.setdefault("LOG_LEVEL", "info")
@@ -124,7 +129,8 @@ def spawn(args, log_path, env=None, cwd=None):
         args = [_STDBUF, "-oL", "-eL"] + list(args)  # line-buffered logs survive kill -9
     try:
         p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env=full_env, cwd=cwd, preexec_fn=_die_with_parent)
+                             env=full_env, cwd=cwd,
+                             preexec_fn=_die_with_parent(parent_death_signal))
     finally:
         log.close()
     _PROCS.append(p)

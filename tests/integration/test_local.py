@@ -27,7 +27,8 @@ class LocalTest(unittest.TestCase):
     def start_local(self):
         argv = [R.BINARY, "local", "--port", str(self.port), "--worker-port", str(self.wport),
                 "--workers", "2", "--data", self.data]
-        self.proc = R.spawn(argv, self.log, cwd=self.dir)
+        # If this test process dies, `local` gets SIGTERM and stops its children itself.
+        self.proc = R.spawn(argv, self.log, cwd=self.dir, parent_death_signal=signal.SIGTERM)
 
         def ready():
             if self.proc.poll() is not None:
