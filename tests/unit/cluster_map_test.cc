@@ -221,7 +221,9 @@ void ExpectSameMap(const ClusterMap& a, const ClusterMap& b) {
     const WorkerInfo* oa = a.Owner(s);
     const WorkerInfo* ob = b.Owner(s);
     ASSERT_EQ(oa == nullptr, ob == nullptr);
-    if (oa) EXPECT_EQ(oa->id, ob->id);
+    if (oa) {
+      EXPECT_EQ(oa->id, ob->id);
+    }
   }
   EXPECT_EQ(a.ToJson(), b.ToJson());
 }
@@ -292,7 +294,9 @@ TEST(ClusterMap, FromJsonRejectsBadInput) {
   for (const auto& j : bad) {
     auto r = ClusterMap::FromJson(j);
     EXPECT_FALSE(r.ok()) << j.dump();
-    if (!r.ok()) EXPECT_EQ(r.status().code(), Code::kInvalidRequest) << j.dump();
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), Code::kInvalidRequest) << j.dump();
+    }
   }
 }
 

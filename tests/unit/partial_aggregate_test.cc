@@ -124,6 +124,13 @@ TEST(ValidateAggregations, EveryUnknownNameIsListed) {
   EXPECT_NE(fields[1].at("error").get<std::string>().find("p999"), std::string::npos);
 }
 
+TEST(ValidateAggregations, PercentilesAreAccepted) {
+  EXPECT_TRUE(ValidateAggregations({"p50", "p95", "p99", "p99.9", "p0", "p100"}, "aggs").ok());
+  for (const char* bad : {"p", "p-1", "p1e2", "p.5", "p5.", "p9.9.9", "p100.1", "P95", "q95"}) {
+    EXPECT_FALSE(ValidateAggregations({bad}, "aggs").ok()) << bad;
+  }
+}
+
 TEST(ValidateAggregations, NamesAreCaseSensitive) {
   EXPECT_FALSE(ValidateAggregations({"AVG"}, "aggs").ok());
 }

@@ -3,6 +3,7 @@
 #include "src/partition/partitioner.h"
 
 #include "src/common/hash.h"
+#include "src/wire/point_parser.h"
 
 #include <gtest/gtest.h>
 
@@ -80,7 +81,7 @@ TEST(ShardFor, SpreadsKeysEvenlyOverSixteenShards) {
 }
 
 TEST(BuildShardCommands, EmptyInputGivesNoCommands) {
-  EXPECT_TRUE(BuildShardCommands({}, 16, {}).empty());
+  EXPECT_TRUE(BuildShardCommands(std::vector<ParsedPoint>{}, 16, CommandOptions{}).empty());
 }
 
 TEST(BuildShardCommands, GroupsPointsByShard) {
@@ -170,6 +171,75 @@ TEST(BuildShardCommands, SeriesCarriesMetricPartitionKeyAndTags) {
   EXPECT_EQ(s.tags().at("dc"), "eu");
   EXPECT_EQ(s.tags().at("host"), "h1");
   EXPECT_EQ(s.values(0), 0.5);
+}
+
+TEST(BuildShardCommands, TagValuesWithSeparatorsStayDistinctSeries) {
+  // BUG src/partition/partitioner.cc:34-37 (AddPoints): a series' identity is
+  // partition_key + '\0' + SeriesKey(metric, tags), and SeriesKey is ambiguous
+  // when tag values contain ',' '=' or '}': {a="1,b=2"} and {a="1", b="2"} both
+  // render as m{a=1,b=2}, so the second point is appended to the first series and
+  // stored under the wrong tags. (The parser's SeriesAccumulator keeps them apart.)
+  GTEST_SKIP() << "product bug: BuildShardCommands merges series whose SeriesKey collides";
+  auto cmds = BuildShardCommands({Pt("m", "p", 1, 1, {{"a", "1,b=2"}}), Pt("m", "p", 2, 2, {{"a", "1"}, {"b", "2"}})},
+                                 16, Options(1));
+  ASSERT_EQ(cmds.size(), 1u);
+  const auto& cmd = cmds.begin()->second;
+  ASSERT_EQ(cmd.series_size(), 2);
+  EXPECT_EQ(cmd.series(0).tags_size(), 1);
+  EXPECT_EQ(cmd.series(1).tags_size(), 2);
+}
+
+ParsedInsert Parsed(const std::string& json) {
+  auto r = ParseInsertBody(json, "application/json", InsertDialect::kInsert);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : ParsedInsert{};
+}
+
+TEST(SplitIntoShardCommands, RoutesEachSeriesToItsShard) {
+  std::string body = "[";
+  for (int i = 0; i < 100; ++i) {
+    body += std::string(i ? "," : "") + R"({"partition_key":"k)" + std::to_string(i) + R"(","value":)" +
+            std::to_string(i) + "}";
+  }
+  body += "]";
+  auto cmds = SplitIntoShardCommands(Parsed(body), 16, Options(7, "key-1", 99));
+  uint64_t total = 0;
+  for (const auto& [shard, cmd] : cmds) {
+    EXPECT_EQ(cmd.shard(), shard);
+    EXPECT_EQ(cmd.idempotency_key(), "key-1");
+    EXPECT_EQ(cmd.key_expires_us(), 99);
+    EXPECT_EQ(cmd.issued_us(), 7);
+    for (const auto& s : cmd.series()) EXPECT_EQ(ShardFor(s.partition_key(), 16), shard);
+    total += PointCount(cmd);
+  }
+  EXPECT_EQ(total, 100u);
+}
+
+TEST(SplitIntoShardCommands, FillsOnlyMissingTimestampsWithNow) {
+  auto cmds = SplitIntoShardCommands(
+      Parsed(R"([{"partition_key":"k","value":1},{"partition_key":"k","value":2,"timestamp":"1970-01-01T00:00:01Z"},
+                 {"partition_key":"k","value":3}])"),
+      16, Options(555));
+  ASSERT_EQ(cmds.size(), 1u);
+  const auto& s = cmds.begin()->second.series(0);
+  EXPECT_EQ(std::vector<int64_t>(s.timestamps_us().begin(), s.timestamps_us().end()),
+            (std::vector<int64_t>{555, 1000000, 555}));
+  EXPECT_EQ(std::vector<double>(s.values().begin(), s.values().end()), (std::vector<double>{1, 2, 3}));
+}
+
+TEST(SplitIntoShardCommands, AgreesWithBuildShardCommands) {
+  const std::string body = R"([{"partition_key":"a","metric":"cpu","value":1,"tags":{"h":"x"}},
+                               {"partition_key":"b","metric":"cpu","value":2},
+                               {"partition_key":"a","metric":"cpu","value":3,"tags":{"h":"x"}},
+                               {"partition_key":"c","metric":"mem","value":4,"timestamp":"2024-01-20T15:30:00Z"}])";
+  ParsedInsert parsed = Parsed(body);
+  auto from_points = BuildShardCommands(parsed.Flatten(), 8, Options(42, "k", 9));
+  auto from_series = SplitIntoShardCommands(std::move(parsed), 8, Options(42, "k", 9));
+  ASSERT_EQ(from_points.size(), from_series.size());
+  for (const auto& [shard, cmd] : from_points) {
+    ASSERT_TRUE(from_series.count(shard)) << shard;
+    EXPECT_EQ(cmd.SerializeAsString(), from_series.at(shard).SerializeAsString()) << shard;
+  }
 }
 
 TEST(PointCount, SumsValuesOverSeries) {

@@ -31,6 +31,9 @@ Result<ParsedInsert> Proto(const raftmetrics::v1::InsertRequest& req, InsertDial
   return ParseInsertBody(req.SerializeAsString(), "application/x-protobuf", dialect);
 }
 
+// The parsed points one by one (series order; input order within a series).
+std::vector<ParsedPoint> Points(const Result<ParsedInsert>& r) { return r->Flatten(); }
+
 // The fields named in a validation error, in order.
 std::vector<std::string> Fields(const Status& s) {
   std::vector<std::string> out;
@@ -65,8 +68,9 @@ TEST(PointParser, SingleJsonPointIsNotABatch) {
                     "metric":"cpu","tags":{"host":"a"}})");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_FALSE(r->is_batch);
-  ASSERT_EQ(r->points.size(), 1u);
-  const auto& p = r->points[0];
+  ASSERT_EQ(r->PointCount(), 1u);
+  ASSERT_EQ(r->series.size(), 1u);
+  const ParsedPoint p = Points(r)[0];
   EXPECT_EQ(p.partition_key, "h1");
   EXPECT_EQ(p.metric, "cpu");
   EXPECT_EQ(p.value, 1.5);
@@ -79,18 +83,18 @@ TEST(PointParser, JsonArrayIsABatchInOrder) {
                     {"partition_key":"c","value":3}])");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(r->is_batch);
-  ASSERT_EQ(r->points.size(), 3u);
-  EXPECT_EQ(r->points[0].partition_key, "a");
-  EXPECT_EQ(r->points[1].partition_key, "b");
-  EXPECT_EQ(r->points[2].value, 3);
+  ASSERT_EQ(r->PointCount(), 3u);
+  EXPECT_EQ(Points(r)[0].partition_key, "a");
+  EXPECT_EQ(Points(r)[1].partition_key, "b");
+  EXPECT_EQ(Points(r)[2].value, 3);
 }
 
 TEST(PointParser, PointsWrapperObjectIsABatch) {
   auto r = Json(R"({"points":[{"partition_key":"a","value":1},{"partition_key":"b","value":2}]})");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(r->is_batch);
-  ASSERT_EQ(r->points.size(), 2u);
-  EXPECT_EQ(r->points[1].partition_key, "b");
+  ASSERT_EQ(r->PointCount(), 2u);
+  EXPECT_EQ(Points(r)[1].partition_key, "b");
 }
 
 TEST(PointParser, SingleElementArrayIsStillABatch) {
@@ -107,10 +111,10 @@ TEST(PointParser, NdjsonSkipsBlankLines) {
                   "{\"partition_key\":\"c\",\"value\":3}");  // no final newline
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(r->is_batch);
-  ASSERT_EQ(r->points.size(), 3u);
-  EXPECT_EQ(r->points[0].partition_key, "a");
-  EXPECT_EQ(r->points[1].partition_key, "b");
-  EXPECT_EQ(r->points[2].partition_key, "c");
+  ASSERT_EQ(r->PointCount(), 3u);
+  EXPECT_EQ(Points(r)[0].partition_key, "a");
+  EXPECT_EQ(Points(r)[1].partition_key, "b");
+  EXPECT_EQ(Points(r)[2].partition_key, "c");
 }
 
 TEST(PointParser, NdjsonFieldPathsCountPointsNotLines) {
@@ -126,11 +130,8 @@ TEST(PointParser, NdjsonMalformedLineNamesTheLine) {
 }
 
 TEST(PointParser, NdjsonNonObjectLineDoesNotShiftLaterFieldPaths) {
-  // BUG src/wire/point_parser.cc:173: NDJSON field paths use points.size() as the
-  // index, but a line that is not an object adds no point, so every later line is
-  // reported one index too low ("points[0].value" below instead of points[1]).
-  // The JSON array path (line 199) counts elements and is right.
-  GTEST_SKIP() << "product bug: NDJSON error paths shift after a non-object line";
+  // Regression: field paths once used the number of parsed points as the index,
+  // so a non-object line shifted every later path down by one.
   auto r = Ndjson("5\n{\"partition_key\":\"b\"}\n");
   ExpectFieldError(r, "points[0]");
   ExpectFieldError(r, "points[1].value");
@@ -172,6 +173,36 @@ TEST(PointParser, MalformedJsonIsInvalidRequest) {
   }
 }
 
+TEST(PointParser, PointsOfOneSeriesAreGroupedInInputOrder) {
+  auto r = Json(R"([{"partition_key":"a","metric":"cpu","value":1,"tags":{"h":"x","d":"1"}},
+                    {"partition_key":"b","metric":"cpu","value":2},
+                    {"partition_key":"a","metric":"cpu","value":3,"tags":{"d":"1","h":"x"}},
+                    {"partition_key":"a","metric":"mem","value":4},
+                    {"partition_key":"a","metric":"cpu","value":5,"tags":{"h":"x","d":"1"}},
+                    {"partition_key":"a","metric":"cpu","value":6,"tags":{"h":"y","d":"1"}}])");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->PointCount(), 6u);
+  ASSERT_EQ(r->series.size(), 4u);  // in order of first appearance
+  const auto& first = r->series[0];
+  EXPECT_EQ(first.partition_key(), "a");
+  EXPECT_EQ(first.metric(), "cpu");
+  EXPECT_EQ(first.tags().at("h"), "x");
+  EXPECT_EQ(std::vector<double>(first.values().begin(), first.values().end()), (std::vector<double>{1, 3, 5}));
+  EXPECT_EQ(first.timestamps_us_size(), 3);
+  EXPECT_EQ(r->series[1].partition_key(), "b");
+  EXPECT_EQ(r->series[2].metric(), "mem");
+  EXPECT_EQ(r->series[3].tags().at("h"), "y");
+}
+
+TEST(PointParser, TagValuesWithSeparatorsStayDistinctSeries) {
+  auto r = Json(R"([{"partition_key":"p","metric":"m","value":1,"tags":{"a":"1,b=2"}},
+                    {"partition_key":"p","metric":"m","value":2,"tags":{"a":"1","b":"2"}}])");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->series.size(), 2u);
+  EXPECT_EQ(r->series[0].tags_size(), 1);
+  EXPECT_EQ(r->series[1].tags_size(), 2);
+}
+
 // ---------------------------------------------------------------------------
 // Dialects
 // ---------------------------------------------------------------------------
@@ -179,7 +210,7 @@ TEST(PointParser, MalformedJsonIsInvalidRequest) {
 TEST(PointParser, InsertDialectDefaultsMetricToDefault) {
   auto r = Json(R"({"partition_key":"a","value":1})");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->points[0].metric, "default");
+  EXPECT_EQ(Points(r)[0].metric, "default");
 }
 
 TEST(PointParser, InsertDialectRequiresPartitionKey) {
@@ -197,14 +228,14 @@ TEST(PointParser, MetricsDialectRequiresKey) {
 TEST(PointParser, MetricsDialectPartitionsBySeriesKey) {
   auto r = Json(R"({"key":"cpu","value":1,"tags":{"host":"a","dc":"eu"}})", kMetrics);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->points[0].metric, "cpu");
-  EXPECT_EQ(r->points[0].partition_key, "cpu{dc=eu,host=a}");
+  EXPECT_EQ(Points(r)[0].metric, "cpu");
+  EXPECT_EQ(Points(r)[0].partition_key, "cpu{dc=eu,host=a}");
 }
 
 TEST(PointParser, MetricsDialectKeepsAnExplicitPartitionKey) {
   auto r = Json(R"({"key":"cpu","value":1,"partition_key":"rack-7"})", kMetrics);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->points[0].partition_key, "rack-7");
+  EXPECT_EQ(Points(r)[0].partition_key, "rack-7");
 }
 
 TEST(PointParser, KeyAndMetricAreSynonyms) {
@@ -212,27 +243,27 @@ TEST(PointParser, KeyAndMetricAreSynonyms) {
   auto b = Json(R"({"partition_key":"p","value":1,"metric":"cpu"})");
   ASSERT_TRUE(a.ok());
   ASSERT_TRUE(b.ok());
-  EXPECT_EQ(a->points[0].metric, "cpu");
-  EXPECT_EQ(b->points[0].metric, "cpu");
+  EXPECT_EQ(Points(a)[0].metric, "cpu");
+  EXPECT_EQ(Points(b)[0].metric, "cpu");
 }
 
 TEST(PointParser, MetadataIsASynonymOfTags) {
   auto r = Json(R"({"partition_key":"p","value":1,"metadata":{"host":"h","datacenter":"d"}})");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->points[0].tags, (Tags{{"datacenter", "d"}, {"host", "h"}}));
+  EXPECT_EQ(Points(r)[0].tags, (Tags{{"datacenter", "d"}, {"host", "h"}}));
 }
 
 TEST(PointParser, TagsAndMetadataAreMergedAndSorted) {
   auto r = Json(R"({"partition_key":"p","value":1,"tags":{"z":"1","b":"2"},"metadata":{"a":"3"}})");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->points[0].tags, (Tags{{"a", "3"}, {"b", "2"}, {"z", "1"}}));
+  EXPECT_EQ(Points(r)[0].tags, (Tags{{"a", "3"}, {"b", "2"}, {"z", "1"}}));
 }
 
 TEST(PointParser, NullTagsAndNullTimestampAreIgnored) {
   auto r = Json(R"({"partition_key":"p","value":1,"tags":null,"metadata":null,"timestamp":null})");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_TRUE(r->points[0].tags.empty());
-  EXPECT_EQ(r->points[0].timestamp_us, 0);
+  EXPECT_TRUE(Points(r)[0].tags.empty());
+  EXPECT_EQ(Points(r)[0].timestamp_us, 0);
 }
 
 TEST(PointParser, UnknownFieldsAreIgnored) {
@@ -243,29 +274,29 @@ TEST(PointParser, UnknownFieldsAreIgnored) {
 TEST(PointParser, MissingTimestampIsLeftUnset) {
   auto r = Json(R"({"partition_key":"p","value":1})");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->points[0].timestamp_us, 0);
+  EXPECT_EQ(Points(r)[0].timestamp_us, 0);
 }
 
 TEST(PointParser, EpochTimestampIsKeptDistinctFromUnset) {
   auto r = Json(R"({"partition_key":"p","value":1,"timestamp":"1970-01-01T00:00:00Z"})");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->points[0].timestamp_us, 1);
+  EXPECT_EQ(Points(r)[0].timestamp_us, 1);
 }
 
 TEST(PointParser, TimestampWithOffsetIsConvertedToUtc) {
   auto r = Json(R"({"partition_key":"p","value":1,"timestamp":"2024-01-20T17:30:00+02:00"})");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->points[0].timestamp_us, kJan20);
+  EXPECT_EQ(Points(r)[0].timestamp_us, kJan20);
 }
 
 TEST(PointParser, IntegerAndExponentValuesAreAccepted) {
   auto r = Json(R"([{"partition_key":"p","value":-7},{"partition_key":"p","value":18446744073709551615},
                     {"partition_key":"p","value":2.5e3},{"partition_key":"p","value":0}])");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->points[0].value, -7);
-  EXPECT_EQ(r->points[1].value, 18446744073709551615.0);
-  EXPECT_EQ(r->points[2].value, 2500);
-  EXPECT_EQ(r->points[3].value, 0);
+  EXPECT_EQ(Points(r)[0].value, -7);
+  EXPECT_EQ(Points(r)[1].value, 18446744073709551615.0);
+  EXPECT_EQ(Points(r)[2].value, 2500);
+  EXPECT_EQ(Points(r)[3].value, 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -478,12 +509,12 @@ TEST(PointParser, ProtobufSinglePointIsNotABatch) {
   auto r = Proto(req);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_FALSE(r->is_batch);
-  ASSERT_EQ(r->points.size(), 1u);
-  EXPECT_EQ(r->points[0].partition_key, "h1");
-  EXPECT_EQ(r->points[0].metric, "cpu");
-  EXPECT_EQ(r->points[0].value, 2.5);
-  EXPECT_EQ(r->points[0].timestamp_us, kJan20);
-  EXPECT_EQ(r->points[0].tags, (Tags{{"dc", "eu"}, {"host", "a"}}));
+  ASSERT_EQ(r->PointCount(), 1u);
+  EXPECT_EQ(Points(r)[0].partition_key, "h1");
+  EXPECT_EQ(Points(r)[0].metric, "cpu");
+  EXPECT_EQ(Points(r)[0].value, 2.5);
+  EXPECT_EQ(Points(r)[0].timestamp_us, kJan20);
+  EXPECT_EQ(Points(r)[0].tags, (Tags{{"dc", "eu"}, {"host", "a"}}));
 }
 
 TEST(PointParser, ProtobufContentTypeAliases) {
@@ -500,9 +531,9 @@ TEST(PointParser, ProtobufTimestampUsIsUsedWhenTextIsEmpty) {
   auto r = Proto(req);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->is_batch);
-  EXPECT_EQ(r->points[0].timestamp_us, 123);
-  EXPECT_EQ(r->points[1].timestamp_us, 0);
-  EXPECT_EQ(r->points[0].metric, "default");
+  EXPECT_EQ(Points(r)[0].timestamp_us, 123);
+  EXPECT_EQ(Points(r)[1].timestamp_us, 0);
+  EXPECT_EQ(Points(r)[0].metric, "default");
 }
 
 TEST(PointParser, ProtobufEpochTimestampIsKeptDistinctFromUnset) {
@@ -510,7 +541,7 @@ TEST(PointParser, ProtobufEpochTimestampIsKeptDistinctFromUnset) {
   AddPoint(req, "a", 1)->set_timestamp("1970-01-01T00:00:00Z");
   auto r = Proto(req);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->points[0].timestamp_us, 1);
+  EXPECT_EQ(Points(r)[0].timestamp_us, 1);
 }
 
 TEST(PointParser, ProtobufSeriesExpandIntoPoints) {
@@ -526,13 +557,13 @@ TEST(PointParser, ProtobufSeriesExpandIntoPoints) {
   auto r = Proto(req);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(r->is_batch);
-  ASSERT_EQ(r->points.size(), 4u);
+  ASSERT_EQ(r->PointCount(), 4u);
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(r->points[i].metric, "temp");
-    EXPECT_EQ(r->points[i].partition_key, "sensor-1");
-    EXPECT_EQ(r->points[i].tags, (Tags{{"room", "r1"}}));
-    EXPECT_EQ(r->points[i].timestamp_us, 1000 + i);
-    EXPECT_EQ(r->points[i].value, i * 0.5);
+    EXPECT_EQ(Points(r)[i].metric, "temp");
+    EXPECT_EQ(Points(r)[i].partition_key, "sensor-1");
+    EXPECT_EQ(Points(r)[i].tags, (Tags{{"room", "r1"}}));
+    EXPECT_EQ(Points(r)[i].timestamp_us, 1000 + i);
+    EXPECT_EQ(Points(r)[i].value, i * 0.5);
   }
 }
 
@@ -546,10 +577,10 @@ TEST(PointParser, ProtobufPointsAndSeriesTogether) {
   auto r = Proto(req);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->is_batch);
-  ASSERT_EQ(r->points.size(), 2u);
-  EXPECT_EQ(r->points[0].partition_key, "p");
-  EXPECT_EQ(r->points[1].partition_key, "q");
-  EXPECT_EQ(r->points[1].metric, "default");
+  ASSERT_EQ(r->PointCount(), 2u);
+  EXPECT_EQ(Points(r)[0].partition_key, "p");
+  EXPECT_EQ(Points(r)[1].partition_key, "q");
+  EXPECT_EQ(Points(r)[1].metric, "default");
 }
 
 TEST(PointParser, ProtobufMetricsDialectPartitionsBySeriesKey) {
@@ -563,8 +594,8 @@ TEST(PointParser, ProtobufMetricsDialectPartitionsBySeriesKey) {
   s->add_values(1);
   auto r = Proto(req, kMetrics);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->points[0].partition_key, "cpu{host=a}");
-  EXPECT_EQ(r->points[1].partition_key, "mem{}");
+  EXPECT_EQ(Points(r)[0].partition_key, "cpu{host=a}");
+  EXPECT_EQ(Points(r)[1].partition_key, "mem{}");
 }
 
 TEST(PointParser, ProtobufMetricsDialectRequiresMetric) {
@@ -649,9 +680,14 @@ TEST(PointParser, ProtobufTagValidation) {
 TEST(PointParser, EmptyProtobufRequestHasNoPoints) {
   raftmetrics::v1::InsertRequest req;
   ExpectFieldError(Proto(req), "points");
-  // A series with no values adds no point either.
+}
+
+TEST(PointParser, ProtobufSeriesWithoutValuesIsRejected) {
+  raftmetrics::v1::InsertRequest req;
   req.add_series()->set_partition_key("s");
-  ExpectFieldError(Proto(req), "points");
+  auto r = Proto(req);
+  ExpectFieldError(r, "series[0].values");
+  EXPECT_EQ(ErrorFor(r.status(), "series[0].values"), "must contain at least one value");
 }
 
 TEST(PointParser, MalformedProtobufIsInvalidRequest) {

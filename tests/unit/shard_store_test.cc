@@ -79,7 +79,8 @@ class ShardStoreTest : public ::testing::Test {
     return r.ok() ? *r : PartialAggregate{};
   }
 
-  // Every row of `sql` on a closed store's file, as text.
+  // Every row of `sql` on a closed store's file; `sql` must select VARCHAR columns
+  // (db::Rows only keeps text for VARCHAR cells).
   std::vector<std::string> Dump(const std::string& path, const std::string& sql) {
     std::vector<std::string> out;
     auto db = db::Database::Open(path, {});
@@ -93,7 +94,7 @@ class ShardStoreTest : public ::testing::Test {
     if (!rows.ok()) return out;
     for (size_t r = 0; r < rows->size(); ++r) {
       std::string line;
-      for (size_t c = 0; c < rows->columns(); ++c) line += "|" + rows->Text(c, r);
+      for (size_t c = 0; c < rows->columns(); ++c) line += "|" + (rows->IsNull(c, r) ? "NULL" : rows->Text(c, r));
       out.push_back(line);
     }
     return out;
@@ -191,6 +192,50 @@ TEST_F(ShardStoreTest, TimeBoundsAreInclusive) {
   EXPECT_EQ(MustAggregate(*store, to_only).count, 3u);
 }
 
+TEST_F(ShardStoreTest, FilterMatchingScatteredSeries) {
+  // Series ids 0..9; metric "a" on ids {0,1,2,4,7,8}: runs and single ids.
+  auto store = Open();
+  ASSERT_TRUE(store);
+  const char* metrics[] = {"a", "a", "a", "b", "a", "b", "b", "a", "a", "b"};
+  std::vector<SeriesSpec> series;
+  for (int i = 0; i < 10; ++i) {
+    series.push_back({metrics[i], "pk" + std::to_string(i), {}, {{i, static_cast<double>(1 << i)}}});
+  }
+  MustApply(*store, Command(series));
+  PointFilter f;
+  f.metric = "a";
+  PartialAggregate a = MustAggregate(*store, f);
+  EXPECT_EQ(a.count, 6u);
+  EXPECT_EQ(a.sum, 1 + 2 + 4 + 16 + 128 + 256);
+  f.metric = "b";
+  EXPECT_EQ(MustAggregate(*store, f).sum, 8 + 32 + 64 + 512);
+  f.metric = "";
+  f.partition_key = "pk4";
+  EXPECT_EQ(MustAggregate(*store, f).sum, 16);
+  auto groups = store->AggregateGroups(PointFilter{"a", "", std::nullopt, std::nullopt}, {"partition_key"});
+  ASSERT_TRUE(groups.ok());
+  EXPECT_EQ(groups->size(), 6u);
+  EXPECT_EQ(groups->at({"pk7"}).sum, 128);
+}
+
+TEST_F(ShardStoreTest, TagValuesWithSeparatorsStayDistinctSeries) {
+  // BUG src/storage/shard_store.cc:16-20 (Identity): the series catalog keys a
+  // series by partition_key + '\0' + SeriesKey(metric, tags), which is ambiguous
+  // when tag values contain ',' '=' or '}': {a="1,b=2"} and {a="1", b="2"} both
+  // render as m{a=1,b=2}, so the second series reuses the first one's id and its
+  // points are reported under the first series' tags (group by "b" below gives one
+  // group). Tag values are free-form strings, so any client can hit this.
+  GTEST_SKIP() << "product bug: ShardStore merges series whose SeriesKey collides";
+  auto store = Open();
+  ASSERT_TRUE(store);
+  MustApply(*store, Command({{"m", "p", {{"a", "1,b=2"}}, {{1, 1}}}, {"m", "p", {{"a", "1"}, {"b", "2"}}, {{2, 10}}}}));
+  auto groups = store->AggregateGroups({}, {"b"});
+  ASSERT_TRUE(groups.ok());
+  ASSERT_EQ(groups->size(), 2u);
+  EXPECT_EQ(groups->at({"2"}).sum, 10);
+  EXPECT_EQ(groups->at({""}).sum, 1);
+}
+
 TEST_F(ShardStoreTest, AggregateGroupsByTag) {
   auto store = Open();
   ASSERT_TRUE(store);
@@ -249,7 +294,7 @@ TEST_F(ShardStoreTest, TagOrderDoesNotSplitASeries) {
   ASSERT_TRUE(groups.ok());
   EXPECT_EQ(groups->at({"a"}).count, 2u);
   store.reset();
-  EXPECT_EQ(Dump(Path(), "SELECT count(*) FROM series"), (std::vector<std::string>{"|1"}));
+  EXPECT_EQ(Dump(Path(), "SELECT count(*)::VARCHAR FROM series"), (std::vector<std::string>{"|1"}));
 }
 
 TEST_F(ShardStoreTest, IdempotencyKeyIsAppliedOnce) {
@@ -340,7 +385,7 @@ TEST_F(ShardStoreTest, StateSurvivesCloseAndReopen) {
   EXPECT_EQ(groups->at({"h1"}).count, 4u);
   EXPECT_EQ(store->applied_index(), 4u);
   store.reset();
-  EXPECT_EQ(Dump(Path(), "SELECT id, metric, partition_key, tags FROM series ORDER BY id"),
+  EXPECT_EQ(Dump(Path(), "SELECT id::VARCHAR, metric, partition_key, tags FROM series ORDER BY id"),
             (std::vector<std::string>{"|0|cpu|a|{\"host\":\"h1\"}", "|1|mem|b|{}", "|2|disk|c|{}"}));
 }
 
@@ -377,7 +422,7 @@ TEST_F(ShardStoreTest, ExpiredKeysArePruned) {
   // An unexpired key is kept.
   EXPECT_TRUE(MustApply(*store, Command({{"m", "k", {}, {{5, 5}}}}, "fresh", 7 * kMinute)).duplicate);
   store.reset();
-  EXPECT_EQ(Dump(Path(), "SELECT key, expires_us FROM applied_writes ORDER BY key"),
+  EXPECT_EQ(Dump(Path(), "SELECT key, expires_us::VARCHAR FROM applied_writes ORDER BY key"),
             (std::vector<std::string>{"|fresh|" + std::to_string(100 * kMinute),
                                       "|old|" + std::to_string(200 * kMinute)}));
 }
@@ -432,8 +477,9 @@ TEST_F(ShardStoreTest, SeriesIdsAreDeterministic) {
       std::vector<std::pair<std::string, std::string>> tags = {{"host", "h" + std::to_string(i)},
                                                                {"dc", "eu"}, {"rack", "r1"}};
       std::vector<std::pair<int64_t, double>> pts = {{round * 10 + i, i * 1.5}, {round * 10 + i + 1, -i}};
+      std::vector<std::pair<std::string, std::string>> reversed(tags.rbegin(), tags.rend());
       a.push_back({metric, pk, tags, pts});
-      b.push_back({metric, pk, {tags.rbegin(), tags.rend()}, pts});
+      b.push_back({metric, pk, reversed, pts});
     }
     a_cmds.push_back(Command(a, "k" + std::to_string(round)));
     b_cmds.push_back(Command(b, "k" + std::to_string(round)));
@@ -452,16 +498,17 @@ TEST_F(ShardStoreTest, SeriesIdsAreDeterministic) {
     }
     EXPECT_EQ(a->applied_index(), b->applied_index());
   }
-  for (const char* sql : {"SELECT * FROM series ORDER BY id",
-                          "SELECT * FROM points ORDER BY series_id, ts, value",
-                          "SELECT * FROM applied_writes ORDER BY key",
-                          "SELECT * FROM shard_state"}) {
+  for (const char* sql :
+       {"SELECT id::VARCHAR, metric, partition_key, host, datacenter, tags FROM series ORDER BY id",
+        "SELECT series_id::VARCHAR, ts::VARCHAR, value::VARCHAR FROM points ORDER BY series_id, ts, value",
+        "SELECT key, stored::VARCHAR, expires_us::VARCHAR FROM applied_writes ORDER BY key",
+        "SELECT shard::VARCHAR, applied_index::VARCHAR FROM shard_state"}) {
     auto a_rows = Dump(Path("a.duckdb"), sql);
     EXPECT_FALSE(a_rows.empty()) << sql;
     EXPECT_EQ(a_rows, Dump(Path("b.duckdb"), sql)) << sql;
   }
   // New series got dense ids in first-appearance order.
-  auto ids = Dump(Path("a.duckdb"), "SELECT id, metric, partition_key FROM series ORDER BY id LIMIT 2");
+  auto ids = Dump(Path("a.duckdb"), "SELECT id::VARCHAR, metric, partition_key FROM series ORDER BY id LIMIT 2");
   EXPECT_EQ(ids, (std::vector<std::string>{"|0|m0|pk0", "|1|m1|pk1"}));
 }
 
