@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
                                    : format == "json"   ? "application/json"
                                    : format == "ndjson" ? "application/x-ndjson"
                                                         : "text/plain";
-  rm::HttpClient client(1);
+  rm::HttpClient client;
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> ok_points{0}, inserted{0}, errors{0};
   std::mutex mu;

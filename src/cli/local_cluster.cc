@@ -3,6 +3,7 @@
 #include "src/cli/node_runner.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,7 +20,9 @@ namespace {
 pid_t Spawn(const std::string& exe, const std::vector<std::string>& args) {
   pid_t pid = fork();
   if (pid != 0) return pid;
-  // Child: restore default signal handling, then become the node.
+  // Child: stop when `local` dies, even by SIGKILL; restore default signal
+  // handling; then become the node.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
   sigset_t set;
   sigemptyset(&set);
   pthread_sigmask(SIG_SETMASK, &set, nullptr);

@@ -116,7 +116,10 @@ WriteSummary DispatchWrites(const ClusterMap& map,
       o.error = failure;
     }
   }
-  for (const auto& o : summary.shards) {
+  for (auto& o : summary.shards) {
+    if (!o.ok && o.error.ok()) {
+      o.error = Status(Code::kUnavailable, "worker " + o.worker_id + " did not report this shard");
+    }
     if (o.ok) summary.stored_points += o.stored;
   }
   return summary;

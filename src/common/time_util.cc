@@ -160,12 +160,14 @@ std::optional<int64_t> ParseDuration(std::string_view text) {
     case 'd': unit = 86400LL * 1000000; break;
     default: return std::nullopt;
   }
+  // Over a century is surely a typo; the cap also keeps n * unit far from overflow.
+  constexpr int64_t kMaxMicros = 100LL * 365 * 86400 * 1000000;
   int64_t n = 0;
   for (size_t i = 0; i + 1 < text.size(); ++i) {
     char c = text[i];
     if (c < '0' || c > '9') return std::nullopt;
     n = n * 10 + (c - '0');
-    if (n > 100LL * 365 * 86400) return std::nullopt;  // over a century: surely a typo
+    if (n > kMaxMicros / unit) return std::nullopt;
   }
   if (n <= 0) return std::nullopt;
   return n * unit;
@@ -197,7 +199,7 @@ std::string FormatBytes(uint64_t bytes) {
   static const char* kUnits[] = {"B", "KB", "MB", "GB", "TB", "PB"};
   double v = static_cast<double>(bytes);
   int u = 0;
-  while (v >= 1024 && u < 5) {
+  while (v >= 1023.95 && u < 5) {  // 1023.95 would print as "1024.0"
     v /= 1024;
     ++u;
   }

@@ -28,7 +28,7 @@ bool WantsProtobuf(const HttpRequest& req) {
 }  // namespace
 
 ControlService::ControlService(NodeConfig config)
-    : config_(std::move(config)), client_(2), workers_(config_, client_), started_us_(NowMicros()) {}
+    : config_(std::move(config)), client_(), workers_(config_, client_), started_us_(NowMicros()) {}
 
 ControlService::~ControlService() { Stop(); }
 

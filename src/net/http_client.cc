@@ -18,9 +18,7 @@ using tcp = asio::ip::tcp;
 
 class HttpClient::Impl {
  public:
-  explicit Impl(int io_threads) : work_(asio::make_work_guard(io_)) {
-    for (int i = 0; i < std::max(1, io_threads); ++i) threads_.emplace_back([this] { io_.run(); });
-  }
+  Impl() : work_(asio::make_work_guard(io_)) { thread_ = std::thread([this] { io_.run(); }); }
 
   ~Impl() {
     work_.reset();
@@ -29,7 +27,7 @@ class HttpClient::Impl {
       idle_.clear();
     }
     io_.stop();
-    for (auto& t : threads_) t.join();
+    thread_.join();
   }
 
   std::future<Result<HttpResponse>> Start(const std::string& address, OutgoingRequest req,
@@ -160,12 +158,12 @@ class HttpClient::Impl {
 
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
-  std::vector<std::thread> threads_;
+  std::thread thread_;
   std::mutex mu_;
   std::map<std::string, std::vector<Stream>> idle_;
 };
 
-HttpClient::HttpClient(int io_threads) : impl_(std::make_unique<Impl>(io_threads)) {}
+HttpClient::HttpClient() : impl_(std::make_unique<Impl>()) {}
 HttpClient::~HttpClient() = default;
 
 Result<HttpResponse> HttpClient::Send(const std::string& address, const OutgoingRequest& req,

@@ -29,7 +29,9 @@ struct OutgoingRequest {
 
 class HttpClient {
  public:
-  explicit HttpClient(int io_threads = 1);
+  // One I/O thread: Beast's tcp_stream timeouts are not safe when a stream's
+  // operations complete on several threads (timeouts then show as kUnavailable).
+  HttpClient();
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;

@@ -32,9 +32,7 @@ void AddPoints(const std::vector<ParsedPoint>& points, uint32_t num_shards, cons
   for (const auto& p : points) {
     uint32_t shard = ShardFor(p.partition_key, num_shards);
     identity.clear();
-    identity += p.partition_key;
-    identity += '\0';
-    identity += SeriesKey(p.metric, p.tags);
+    AppendSeriesIdentity(identity, p.partition_key, p.metric, p.tags);
     auto it = open.find(identity);
     raftmetrics::v1::SeriesPoints* series;
     if (it == open.end()) {

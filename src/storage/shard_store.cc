@@ -13,13 +13,6 @@ namespace {
 // How often expired idempotency keys are pruned (in command time).
 constexpr int64_t kKeyPruneIntervalUs = 60LL * 1000000;
 
-std::string Identity(const std::string& partition_key, const std::string& metric, const Tags& tags) {
-  std::string id = partition_key;
-  id += '\0';
-  id += SeriesKey(metric, tags);
-  return id;
-}
-
 std::string TagValue(const Tags& tags, const std::string& key) {
   for (const auto& [k, v] : tags) {
     if (k == key) return v;
@@ -81,7 +74,7 @@ Status ShardStore::Init(const ShardStoreOptions& options) {
       for (auto& [k, v] : tags.items()) info.tags.emplace_back(k, v.get<std::string>());
     }
     RM_CHECK(info.id == static_cast<int32_t>(series_.size()), "series ids must be dense");
-    series_by_identity_[Identity(info.partition_key, info.metric, info.tags)] = info.id;
+    series_by_identity_[SeriesIdentity(info.partition_key, info.metric, info.tags)] = info.id;
     series_.push_back(std::move(info));
   }
 
@@ -131,7 +124,7 @@ Result<ApplyOutcome> ShardStore::ApplyLocked(const raftmetrics::v1::ShardCommand
     for (const auto& s : command.series()) {
       Tags tags(s.tags().begin(), s.tags().end());
       std::sort(tags.begin(), tags.end());
-      std::string identity = Identity(s.partition_key(), s.metric(), tags);
+      std::string identity = SeriesIdentity(s.partition_key(), s.metric(), tags);
       int32_t id;
       auto it = series_by_identity_.find(identity);
       if (it != series_by_identity_.end()) {
@@ -203,7 +196,7 @@ Result<ApplyOutcome> ShardStore::ApplyLocked(const raftmetrics::v1::ShardCommand
   if (!new_series.empty()) {
     std::unique_lock<std::shared_mutex> catalog(catalog_mu_);
     for (auto& ns : new_series) {
-      series_by_identity_[Identity(ns.partition_key, ns.metric, ns.tags)] = ns.id;
+      series_by_identity_[SeriesIdentity(ns.partition_key, ns.metric, ns.tags)] = ns.id;
       series_.push_back(std::move(ns));
     }
   }

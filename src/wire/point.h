@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,13 @@ struct ParsedPoint {
 // Canonical series identity: metric{k1=v1,k2=v2} with tags sorted by key.
 // Seed 001's /metrics partitions by this string.
 std::string SeriesKey(const std::string& metric, const Tags& tags);
+
+// Unambiguous identity of a series (partition key, metric, tags), for hash
+// maps: every part is length-prefixed, so no tag value can make two different
+// series collide (SeriesKey cannot promise that: values may contain ',' '=' '}').
+std::string SeriesIdentity(std::string_view partition_key, std::string_view metric, const Tags& tags);
+void AppendSeriesIdentity(std::string& out, std::string_view partition_key, std::string_view metric,
+                          const Tags& tags);
 
 // True when `name` matches ^[a-zA-Z0-9_.-]+$ (metric keys and tag keys).
 bool IsValidName(const std::string& name);

@@ -98,15 +98,7 @@ class SeriesAccumulator {
  public:
   void Add(const ParsedPoint& p) {
     scratch_.clear();
-    scratch_ += p.partition_key;
-    scratch_ += '\0';
-    scratch_ += p.metric;
-    for (const auto& [k, v] : p.tags) {
-      scratch_ += '\0';
-      scratch_ += k;
-      scratch_ += '=';
-      scratch_ += v;
-    }
+    AppendSeriesIdentity(scratch_, p.partition_key, p.metric, p.tags);
     auto it = index_.find(scratch_);
     raftmetrics::v1::SeriesPoints* s;
     if (it == index_.end()) {
@@ -167,6 +159,7 @@ bool ParseJsonPoint(simdjson::dom::element el, const PointPath& path, InsertDial
       std::string_view sv;
       if (v.get_string().get(sv)) {
         errors.Add(path.Field("partition_key"), "must be a string");
+        p.partition_key = "-";  // reported once: Finish must not add "non-empty"
       } else {
         p.partition_key.assign(sv);
       }
@@ -176,6 +169,7 @@ bool ParseJsonPoint(simdjson::dom::element el, const PointPath& path, InsertDial
       has_metric = true;
       if (v.get_string().get(sv)) {
         errors.Add(path.Field("key"), "must be a string");
+        p.metric = "-";  // reported once: Finish must not add a pattern error
         continue;
       }
       p.metric.assign(sv);

@@ -23,11 +23,14 @@ Status ShardRegistry::OpenExisting() {
 }
 
 Result<ShardStore*> ShardRegistry::Get(uint32_t shard) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = stores_.find(shard);
-  if (it != stores_.end()) return it->second.get();
+  if (ShardStore* open = Find(shard)) return open;
+  // Opening a file can take a while: hold only open_mu_ (one open at a time, so
+  // a file is never opened twice), not mu_, so reads of open shards go on.
+  std::lock_guard<std::mutex> opening(open_mu_);
+  if (ShardStore* open = Find(shard)) return open;
   auto store = ShardStore::Open(dir_ + "/shard-" + std::to_string(shard) + ".duckdb", shard, options_);
   if (!store.ok()) return store.status();
+  std::lock_guard<std::mutex> lock(mu_);
   ShardStore* raw = store->get();
   stores_.emplace(shard, std::move(*store));
   return raw;

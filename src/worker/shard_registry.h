@@ -34,7 +34,8 @@ class ShardRegistry {
  private:
   const std::string dir_;
   const ShardStoreOptions options_;
-  std::mutex mu_;
+  std::mutex open_mu_;  // serialises opening files
+  std::mutex mu_;       // guards stores_
   std::map<uint32_t, std::unique_ptr<ShardStore>> stores_;
 };
 

@@ -44,7 +44,7 @@ uint64_t FreeBytes(const std::string& path) {
 WorkerService::WorkerService(NodeConfig config)
     : config_(std::move(config)),
       shards_(config_.db_path, ShardStoreOptions{config_.duckdb_threads, config_.shard_memory_limit}),
-      client_(1),
+      client_(),
       started_us_(NowMicros()) {}
 
 WorkerService::~WorkerService() { Stop(); }

@@ -271,15 +271,14 @@ TEST(HttpServerClient, TimeoutIsReportedAsTimeoutWithSeveralIoThreads) {
   // deadline passes, Beast's timer handler closes the socket and only then sets
   // its `timeout` flag, so the aborted read can complete on another thread in
   // between and the client reports kUnavailable "Operation canceled" instead of
-  // kTimeout (and races on that flag). ControlService uses HttpClient client_(2).
-  GTEST_SKIP() << "product bug: multi-threaded HttpClient reports some timeouts as kUnavailable";
+  // kTimeout (and races on that flag). (HttpClient now has exactly one I/O thread.)
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   TestServer server([released](HttpRequest&) {
     released.wait_for(10s);
     return HttpResponse::Json(200, "late");
   });
-  HttpClient client(2);
+  HttpClient client;
   std::vector<std::future<Result<HttpResponse>>> futures;
   for (int i = 0; i < 20; ++i) futures.push_back(client.Start(server.address(), Get("/slow"), 100ms));
   int timeouts = 0;
@@ -327,7 +326,7 @@ TEST(HttpClient, MalformedAddressIsInvalidRequest) {
 
 TEST(HttpServerClient, ManyConcurrentRequests) {
   TestServer server([](HttpRequest& req) { return HttpResponse::Json(200, "echo:" + req.body); });
-  HttpClient client(2);
+  HttpClient client;
   constexpr int kRequests = 200;
   std::vector<std::future<Result<HttpResponse>>> futures;
   futures.reserve(kRequests);

@@ -225,7 +225,6 @@ TEST_F(ShardStoreTest, TagValuesWithSeparatorsStayDistinctSeries) {
   // render as m{a=1,b=2}, so the second series reuses the first one's id and its
   // points are reported under the first series' tags (group by "b" below gives one
   // group). Tag values are free-form strings, so any client can hit this.
-  GTEST_SKIP() << "product bug: ShardStore merges series whose SeriesKey collides";
   auto store = Open();
   ASSERT_TRUE(store);
   MustApply(*store, Command({{"m", "p", {{"a", "1,b=2"}}, {{1, 1}}}, {"m", "p", {{"a", "1"}, {"b", "2"}}, {{2, 10}}}}));
