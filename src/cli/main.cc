@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <malloc.h>
 #include <filesystem>
 
 namespace {
@@ -82,6 +83,11 @@ int Finish(Flags& f, const std::string& role) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Request bodies and batches are large and short-lived: keep freed memory in
+  // the heap instead of mmap/munmap per request (page faults showed up in
+  // profiles of ingest as a tenth of the control node's time).
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   rm::InstallSignalMask();
   if (const char* level = std::getenv("LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%P] %v");

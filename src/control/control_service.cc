@@ -131,6 +131,7 @@ HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
   pb::ShardQuery base;
   base.set_metric(params->metric);
   base.set_partition_key(params->partition_key);
+  base.set_skip_min_max(true);  // the answer is an average and a count
   if (params->from_us) {
     base.set_has_from(true);
     base.set_from_us(*params->from_us);

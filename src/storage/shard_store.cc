@@ -257,8 +257,8 @@ PartialAggregate RowToPartial(const db::Rows& rows, size_t row, size_t first_col
   p.count = static_cast<uint64_t>(rows.Int(first_col, row));
   if (p.count > 0) {
     p.sum = rows.Double(first_col + 1, row);
-    p.min = rows.Double(first_col + 2, row);
-    p.max = rows.Double(first_col + 3, row);
+    if (!rows.IsNull(first_col + 2, row)) p.min = rows.Double(first_col + 2, row);
+    if (!rows.IsNull(first_col + 3, row)) p.max = rows.Double(first_col + 3, row);
   }
   return p;
 }
@@ -269,8 +269,9 @@ Result<PartialAggregate> ShardStore::Aggregate(const PointFilter& filter) {
   auto ids = MatchingSeries(filter);
   if (ids && ids->empty()) return PartialAggregate{};
   std::vector<db::Param> params;
-  std::string sql = "SELECT count(value), sum(value), min(value), max(value) FROM points" +
-                    WhereClause(filter, ids, params);
+  std::string sql = std::string(filter.min_max ? "SELECT count(value), sum(value), min(value), max(value)"
+                                               : "SELECT count(value), sum(value), NULL, NULL") +
+                    " FROM points" + WhereClause(filter, ids, params);
   auto conn = TakeReader();
   if (!conn.ok()) return conn.status();
   auto rows = (*conn)->Query(sql, params);

@@ -49,6 +49,7 @@ struct PointFilter {
   std::string partition_key;
   std::optional<int64_t> from_us;  // inclusive
   std::optional<int64_t> to_us;    // inclusive
+  bool min_max = true;             // false: only count and sum (min/max stay empty)
 };
 
 struct ApplyOutcome {

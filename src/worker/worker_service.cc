@@ -346,6 +346,7 @@ HttpResponse WorkerService::HandleInternalQuery(HttpRequest& req) {
   filter.partition_key = query.partition_key();
   if (query.has_from()) filter.from_us = query.from_us();
   if (query.has_to()) filter.to_us = query.to_us();
+  filter.min_max = !query.skip_min_max();
   pb::ShardQueryResponse response;
   response.set_node_id(config_.node_id);
   std::vector<std::pair<uint32_t, std::future<Result<PartialAggregate>>>> running;
