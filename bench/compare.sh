@@ -21,10 +21,12 @@
 #   WORKERS=2 RUNS=5               cluster workers / query repetitions (median reported)
 #   JSON_FORMAT=json               json or ndjson for the second RaftMetrics run
 #   SKIP_BUILD=1 SKIP_RM=1 SKIP_JSON=1 SKIP_DUCKDB=1 SKIP_VM=1
-#   PROFILE=1                      perf record the nodes during the protobuf ingest and
-#                                  during 30 /analytics queries (reports in RESULTS)
+#   PROFILE=1                      perf record the nodes during both ingests and during
+#                                  30 /analytics queries (RESULTS/perf-*.txt)
 #   RESULTS=build-bench/bench-results   where logs, perf reports and summary.md go
 #   KEEP=1                         keep the temporary data directories
+#   WAIT_QUIET=600                 first wait up to 600 s for the 1-minute load average to fall
+#                                  below 1.0 (other work on the machine skews every number)
 #
 # Every process it starts is stopped on exit (by pid), also on Ctrl-C or failure.
 set -euo pipefail
@@ -43,6 +45,7 @@ RESULTS=${RESULTS:-$BUILD/bench-results}
 END_S=1704067200  # the dataset's fixed end: 2024-01-01T00:00:00Z
 
 mkdir -p "$RESULTS"
+rm -f "$RESULTS"/perf-*
 TMP=$(mktemp -d /tmp/rm-bench.XXXXXX)
 PIDS=()  # every background process we started
 
@@ -63,7 +66,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '\n== %s\n' "$*"; }
+log() { printf '\n== %s   [load average %s]\n' "$*" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
 # kv KEY < "RESULT a=1 b=2"  -> value of KEY
 kv() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" | tail -1; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else print a[int((NR+1)/2)]}'; }
@@ -136,6 +139,11 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
 fi
 for b in "$LOADGEN" "$BASELINE" "$RAFTMETRICS"; do [[ -x $b ]] || { echo "missing $b" >&2; exit 1; }; done
 
+if [[ -n "${WAIT_QUIET:-}" ]]; then
+  quiet_deadline=$((SECONDS + WAIT_QUIET))
+  while ((SECONDS < quiet_deadline)) && awk '{exit !($1 >= 1.0)}' /proc/loadavg; do sleep 5; done
+fi
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); $(uname -sr)"
 echo "dataset: POINTS=$POINTS HOSTS=$HOSTS; RaftMetrics BATCH=$BATCH CONNECTIONS=$CONNECTIONS WORKERS=$WORKERS; VM_BATCH=$VM_BATCH; RUNS=$RUNS"
 "$LOADGEN" --points "$POINTS" --hosts "$HOSTS" --expect-only | tee "$RESULTS/expect.txt"
@@ -186,34 +194,57 @@ stop_cluster() {  # SIGTERM the `local` parent: it stops its nodes cleanly
   wait "$CL_PID" 2>/dev/null || true
 }
 
-perf_start() {  # perf_start OUT pids...
-  local out=$1
-  shift
-  PERF_PID=
+# CPU seconds (user+system) a process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+node_name() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | awk '{print $2 "-" $4}'; }
+
+declare -A CPU0
+cpu_mark() { for p in $CL_NODES; do CPU0[$p]=$(cpu_s "$p"); done; }
+cpu_report() {
+  printf '   CPU seconds used during the ingest:'
+  for p in $CL_NODES; do
+    printf ' %s=%s' "$(node_name "$p")" "$(awk -v a="$(cpu_s "$p")" -v b="${CPU0[$p]}" 'BEGIN {printf "%.1f", a - b}')"
+  done
+  echo
+}
+
+# perf_start TAG: one `perf record` per cluster node (RESULTS/perf-TAG-<node>.data).
+perf_start() {
+  PERF_PIDS=()
+  PERF_TAG=$1
   command -v perf >/dev/null || { echo "   (perf not installed)"; return 0; }
-  # PERF_CALLGRAPH=dwarf for call chains (the Release build has no frame pointers).
-  perf record -F 999 ${PERF_CALLGRAPH:+--call-graph "$PERF_CALLGRAPH"} -o "$out" \
-    -p "$(echo "$@" | tr ' ' ',' | sed 's/,$//')" >"$out.log" 2>&1 &
-  PERF_PID=$!
-  PIDS+=("$PERF_PID")
+  for p in $CL_NODES; do
+    local out=$RESULTS/perf-$PERF_TAG-$(node_name "$p").data
+    # PERF_CALLGRAPH=dwarf for call chains (the Release build has no frame pointers).
+    perf record -F 999 ${PERF_CALLGRAPH:+--call-graph "$PERF_CALLGRAPH"} -o "$out" -p "$p" >"$out.log" 2>&1 &
+    PERF_PIDS+=($!)
+    PIDS+=($!)
+  done
   sleep 0.5
 }
-perf_stop() {  # perf_stop OUT: writes OUT.txt (by process and library, then by symbol)
-  [[ -n "${PERF_PID:-}" ]] || return 0
-  kill -INT "$PERF_PID" 2>/dev/null || true
-  wait "$PERF_PID" 2>/dev/null || true
+# perf_stop: stops the recorders, writes RESULTS/perf-TAG.txt (per node: by library, by symbol).
+perf_stop() {
+  [[ ${#PERF_PIDS[@]} -gt 0 ]] || return 0
+  for p in "${PERF_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "${PERF_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   local clean='s/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//'
-  {
-    echo "# nodes: $(for p in $CL_NODES; do printf '%s=%s ' "$p" "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | awk '{print $2 "-" $4}')"; done)"
-    echo "# by process and library"
-    perf report -i "$1" --stdio --no-children --sort pid,dso -g none --percent-limit 1 2>/dev/null |
-      grep -v '^#' | grep -v '^$' | sed -E "$clean"
-    echo "# by symbol"
-    perf report -i "$1" --stdio --no-children --sort pid,dso,sym -g none --percent-limit 0.4 2>/dev/null |
-      grep -v '^#' | grep -v '^$' | sed -E "$clean" | cut -c1-200
-  } >"$1.txt"
-  echo "   perf profile: $1.txt"
-  head -40 "$1.txt" | sed 's/^/     /'
+  local txt=$RESULTS/perf-$PERF_TAG.txt
+  : >"$txt"
+  for p in $CL_NODES; do
+    local data=$RESULTS/perf-$PERF_TAG-$(node_name "$p").data
+    {
+      echo "## $(node_name "$p") (pid $p): $(grep -o '([0-9]* samples)' "$data.log" || true)"
+      echo "# by library"
+      perf report -i "$data" --stdio --no-children --sort dso -g none --percent-limit 1 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | sed -E "$clean" || true
+      echo "# by symbol"
+      perf report -i "$data" --stdio --no-children --sort dso,sym -g none --percent-limit 0.5 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | sed -E "$clean" | cut -c1-200 | head -40 || true
+      echo
+    } >>"$txt"
+  done
+  echo "   perf profiles: $txt"
+  PERF_PIDS=()
 }
 
 declare -A R  # results
@@ -221,10 +252,12 @@ declare -A R  # results
 if [[ -z "${SKIP_RM:-}" ]]; then
   log "RaftMetrics: protobuf ingest (columnar SeriesPoints, $BATCH points/request, $CONNECTIONS connections)"
   start_cluster rm-protobuf
-  if [[ -n "${PROFILE:-}" ]]; then perf_start "$RESULTS/perf-ingest.data" $CL_NODES; fi
+  if [[ -n "${PROFILE:-}" ]]; then perf_start ingest; fi
+  cpu_mark
   "$LOADGEN" --url "$CL_URL" --points "$POINTS" --hosts "$HOSTS" --batch "$BATCH" \
     --connections "$CONNECTIONS" --format protobuf | tee "$RESULTS/rm-protobuf-ingest.txt"
-  if [[ -n "${PROFILE:-}" ]]; then perf_stop "$RESULTS/perf-ingest.data"; fi
+  cpu_report
+  if [[ -n "${PROFILE:-}" ]]; then perf_stop; fi
   R[pb_rate]=$(kv points_per_s <"$RESULTS/rm-protobuf-ingest.txt")
   R[pb_errors]=$(kv errors <"$RESULTS/rm-protobuf-ingest.txt")
 
@@ -235,9 +268,9 @@ if [[ -z "${SKIP_RM:-}" ]]; then
     "$(python3 -c 'import json,sys; print(repr(json.load(sys.stdin)["average"]))' <"$TMP/analytics.json")"
   echo "   median ${R[rm_query]} ms"
   if [[ -n "${PROFILE:-}" ]]; then
-    perf_start "$RESULTS/perf-query.data" $CL_NODES
+    perf_start query
     for _ in $(seq 30); do curl -s -o /dev/null "http://$CL_URL/analytics"; done
-    perf_stop "$RESULTS/perf-query.data"
+    perf_stop
   fi
   R[pb_rss]=$(cluster_rss_mb)
   echo "   peak RSS: $(cluster_rss_detail)(sum ${R[pb_rss]} MB)"
@@ -250,8 +283,12 @@ fi
 if [[ -z "${SKIP_JSON:-}" ]]; then
   log "RaftMetrics: $JSON_FORMAT ingest ($BATCH points/request, $CONNECTIONS connections), fresh cluster"
   start_cluster rm-json
+  if [[ -n "${PROFILE:-}" ]]; then perf_start json-ingest; fi
+  cpu_mark
   "$LOADGEN" --url "$CL_URL" --points "$POINTS" --hosts "$HOSTS" --batch "$BATCH" \
     --connections "$CONNECTIONS" --format "$JSON_FORMAT" | tee "$RESULTS/rm-json-ingest.txt"
+  cpu_report
+  if [[ -n "${PROFILE:-}" ]]; then perf_stop; fi
   R[js_rate]=$(kv points_per_s <"$RESULTS/rm-json-ingest.txt")
   R[js_errors]=$(kv errors <"$RESULTS/rm-json-ingest.txt")
   curl -s -o "$TMP/analytics-json.json" "http://$CL_URL/analytics"
@@ -267,11 +304,12 @@ fi
 
 # ---------------------------------------------------------------------------
 if [[ -z "${SKIP_DUCKDB:-}" ]]; then
-  log "DuckDB alone: Appender into one file ($BATCH points per append/commit), same query"
+  log "DuckDB alone: Appender into one file ($BATCH points per append/commit), then the overall average"
   "$BASELINE" --db "$TMP/baseline.duckdb" --points "$POINTS" --hosts "$HOSTS" --batch "$BATCH" \
     --runs "$RUNS" --threads "$(nproc)" | tee "$RESULTS/duckdb.txt"
   R[db_rate]=$(kv points_per_s <"$RESULTS/duckdb.txt")
   R[db_query]=$(kv query_ms <"$RESULTS/duckdb.txt")
+  R[db_query4]=$(kv query4_ms <"$RESULTS/duckdb.txt")
   R[db_bytes]=$(kv bytes <"$RESULTS/duckdb.txt")
   R[db_rss]=$(awk -v k="$(kv peak_rss_kb <"$RESULTS/duckdb.txt")" 'BEGIN {printf "%.0f", k / 1024}')
   rm -f "$TMP/baseline.duckdb" "$TMP/baseline.duckdb.wal"
@@ -333,19 +371,20 @@ fi
 bpp() { awk -v b="$1" -v n="$POINTS" 'BEGIN { if (b == "") print "-"; else printf "%.2f", b / n }'; }
 SUMMARY=$RESULTS/summary.md
 {
-  echo "| system | ingest points/s | ingest vs VM | query ms (median of $RUNS) | query vs DuckDB | bytes/point | peak RSS MB |"
+  echo "| system | ingest points/s | ingest vs VM | overall average, ms (median of $RUNS) | query vs DuckDB | bytes/point | peak RSS MB |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
   echo "| RaftMetrics, protobuf batches ($CONNECTIONS conn, $WORKERS workers) | $(fmt "${R[pb_rate]:-}") | $(ratio "${R[pb_rate]:-}" "${R[vm_rate]:-}") | $(fmt "${R[rm_query]:-}" 1) | $(ratio "${R[rm_query]:-}" "${R[db_query]:-}") | $(bpp "${R[rm_bytes]:-}") | ${R[pb_rss]:--} |"
   [[ -n "${SKIP_JSON:-}" ]] ||
     echo "| RaftMetrics, $JSON_FORMAT batches ($CONNECTIONS conn, $WORKERS workers) | $(fmt "${R[js_rate]:-}") | $(ratio "${R[js_rate]:-}" "${R[vm_rate]:-}") | - | - | $(bpp "${R[js_bytes]:-}") | ${R[js_rss]:--} |"
   [[ -n "${SKIP_DUCKDB:-}" ]] ||
-    echo "| DuckDB alone, Appender, 1 file | $(fmt "${R[db_rate]:-}") | $(ratio "${R[db_rate]:-}" "${R[vm_rate]:-}") | $(fmt "${R[db_query]:-}" 1) | 1.00 | $(bpp "${R[db_bytes]:-}") | ${R[db_rss]:--} |"
+    echo "| DuckDB alone, Appender, 1 file | $(fmt "${R[db_rate]:-}") | $(ratio "${R[db_rate]:-}" "${R[vm_rate]:-}") | $(fmt "${R[db_query]:-}" 1) (count+sum; with min/max too: $(fmt "${R[db_query4]:-}" 1)) | 1.00 | $(bpp "${R[db_bytes]:-}") | ${R[db_rss]:--} |"
   [[ -n "${SKIP_VM:-}" ]] ||
-    echo "| VictoriaMetrics ${VM_VERSION:-}, Influx line protocol ($CONNECTIONS conn) | $(fmt "${R[vm_rate]:-}") | 1.00 | $(fmt "${R[vm_query]:-}" 1) (sum/count); $(fmt "${R[vm_query_avg]:-}" 1) (avg of avg) | $(ratio "${R[vm_query]:-}" "${R[db_query]:-}") | $(bpp "${R[vm_bytes]:-}") | ${R[vm_rss]:--} |"
+    echo "| VictoriaMetrics ${VM_VERSION:-}, Influx line protocol ($CONNECTIONS conn) | $(fmt "${R[vm_rate]:-}") | 1.00 | $(fmt "${R[vm_query]:-}" 1) (sum/count); $(fmt "${R[vm_query_avg]:-}" 1) (avg of avg_over_time) | $(ratio "${R[vm_query]:-}" "${R[db_query]:-}") | $(bpp "${R[vm_bytes]:-}") | ${R[vm_rss]:--} |"
   true
 } >"$SUMMARY"
 
 log "summary: $POINTS points, $HOSTS hosts ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
+echo "load average (1/5/15 min) at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$SUMMARY"
 cat "$SUMMARY"
 echo
 goal() {  # goal TEXT OK?
@@ -361,8 +400,8 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "" && b != "" && a + 0 >= b 
       goal "$JSON_FORMAT ingest >= 0.5 x VictoriaMetrics: $(fmt "${R[js_rate]}") vs $(awk -v v="${R[vm_rate]}" 'BEGIN {printf "%.0f", v / 2}') points/s ($(ratio "${R[js_rate]}" "${R[vm_rate]}")x)" \
         "$(ge "${R[js_rate]}" "$(awk -v v="${R[vm_rate]}" 'BEGIN {print v / 2}')")"
   fi
-  if [[ -n "${R[db_query]:-}" ]]; then
-    goal "/analytics <= 2 x DuckDB alone: ${R[rm_query]} ms vs ${R[db_query]} ms ($(ratio "${R[rm_query]}" "${R[db_query]}")x)" \
+  if [[ -n "${R[db_query]:-}" && -n "${R[rm_query]:-}" ]]; then
+    goal "/analytics <= 2 x DuckDB alone (SELECT count(value), sum(value)): ${R[rm_query]} ms vs ${R[db_query]} ms ($(ratio "${R[rm_query]}" "${R[db_query]}")x)" \
       "$(ge "$(awk -v d="${R[db_query]}" 'BEGIN {print 2 * d}')" "${R[rm_query]}")"
   fi
   for e in pb_errors js_errors vm_errors; do
