@@ -43,7 +43,10 @@ Result<std::unique_ptr<Connection>> Database::Connect() {
   return std::unique_ptr<Connection>(new Connection(conn));
 }
 
-Connection::~Connection() { duckdb_disconnect(&conn_); }
+Connection::~Connection() {
+  for (auto& [_, stmt] : cache_) duckdb_destroy_prepare(&stmt);
+  duckdb_disconnect(&conn_);
+}
 
 Status Connection::Execute(const std::string& sql) {
   duckdb_result result;
@@ -61,6 +64,27 @@ Result<Rows> Connection::Query(const std::string& sql, const std::vector<Param>&
     duckdb_destroy_prepare(&stmt);
     return StorageError("prepare", reason);
   }
+  auto rows = Run(stmt, params);
+  duckdb_destroy_prepare(&stmt);
+  return rows;
+}
+
+Result<Rows> Connection::QueryCached(const std::string& sql, const std::vector<Param>& params) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    duckdb_prepared_statement stmt = nullptr;
+    if (duckdb_prepare(conn_, sql.c_str(), &stmt) == DuckDBError) {
+      std::string reason = duckdb_prepare_error(stmt);
+      duckdb_destroy_prepare(&stmt);
+      return StorageError("prepare", reason);
+    }
+    it = cache_.emplace(sql, stmt).first;
+  }
+  return Run(it->second, params);
+}
+
+Result<Rows> Connection::Run(duckdb_prepared_statement stmt, const std::vector<Param>& params) {
+  duckdb_clear_bindings(stmt);
   for (size_t i = 0; i < params.size(); ++i) {
     const Param& p = params[i];
     duckdb_state st = DuckDBSuccess;
@@ -82,14 +106,10 @@ Result<Rows> Connection::Query(const std::string& sql, const std::vector<Param>&
         break;
       }
     }
-    if (st == DuckDBError) {
-      duckdb_destroy_prepare(&stmt);
-      return StorageError("bind", "cannot bind parameter " + std::to_string(i + 1));
-    }
+    if (st == DuckDBError) return StorageError("bind", "cannot bind parameter " + std::to_string(i + 1));
   }
   duckdb_result result;
   duckdb_state st = duckdb_execute_prepared(stmt, &result);
-  duckdb_destroy_prepare(&stmt);
   if (st == DuckDBError) {
     Status s = StorageError("query", duckdb_result_error(&result));
     duckdb_destroy_result(&result);

@@ -16,6 +16,7 @@
 
 struct _duckdb_database;
 struct _duckdb_connection;
+struct _duckdb_prepared_statement;
 
 namespace rm::db {
 
@@ -89,6 +90,10 @@ class Connection {
   Status Execute(const std::string& sql);
   // Runs `sql` with `?` parameters bound in order; materialises every row.
   Result<Rows> Query(const std::string& sql, const std::vector<Param>& params = {});
+  // Same, keeping the prepared statement for the next call with the same text:
+  // for the few statements every write runs (parsing and planning them again
+  // cost as much as appending a few thousand points).
+  Result<Rows> QueryCached(const std::string& sql, const std::vector<Param>& params = {});
   // Appends rows (INTEGER, BIGINT, DOUBLE) to `table` through a vectorised
   // Appender: the fast path for points. Joins the current transaction.
   Status AppendColumns(const std::string& table, const ColumnBatch& batch);
@@ -98,7 +103,9 @@ class Connection {
  private:
   friend class Database;
   explicit Connection(_duckdb_connection* conn) : conn_(conn) {}
+  Result<Rows> Run(_duckdb_prepared_statement* stmt, const std::vector<Param>& params);
   _duckdb_connection* conn_;
+  std::map<std::string, _duckdb_prepared_statement*> cache_;
 };
 
 // "v1.4.4"

@@ -142,12 +142,13 @@ Result<ApplyOutcome> ShardStore::ApplyLocked(const raftmetrics::v1::ShardCommand
     }
   }
 
-  Status s = writer_->Execute("BEGIN TRANSACTION");
+  auto begin = writer_->QueryCached("BEGIN TRANSACTION");
   auto fail = [&](Status st) -> Result<ApplyOutcome> {
     (void)writer_->Execute("ROLLBACK");
     return st;
   };
-  if (!s.ok()) return s;
+  if (!begin.ok()) return begin.status();
+  Status s;
   if (!new_series.empty()) {
     std::vector<std::vector<db::Param>> rows;
     rows.reserve(new_series.size());
@@ -167,21 +168,21 @@ Result<ApplyOutcome> ShardStore::ApplyLocked(const raftmetrics::v1::ShardCommand
   }
   bool prune = command.issued_us() >= next_key_prune_us_;
   if (prune) {
-    auto r = writer_->Query("DELETE FROM applied_writes WHERE expires_us < ?",
+    auto r = writer_->QueryCached("DELETE FROM applied_writes WHERE expires_us < ?",
                             {db::Param::Int(command.issued_us())});
     if (!r.ok()) return fail(r.status());
   }
   if (!key.empty() && !duplicate_key) {
-    auto r = writer_->Query("INSERT INTO applied_writes VALUES (?, ?, ?)",
+    auto r = writer_->QueryCached("INSERT INTO applied_writes VALUES (?, ?, ?)",
                             {db::Param::Text(key), db::Param::Int(static_cast<int64_t>(points)),
                              db::Param::Int(command.key_expires_us())});
     if (!r.ok()) return fail(r.status());
   }
-  auto r = writer_->Query("UPDATE shard_state SET applied_index = ? WHERE id = 0",
+  auto r = writer_->QueryCached("UPDATE shard_state SET applied_index = ? WHERE id = 0",
                           {db::Param::Int(static_cast<int64_t>(index))});
   if (!r.ok()) return fail(r.status());
-  s = writer_->Execute("COMMIT");
-  if (!s.ok()) return fail(s);
+  auto commit = writer_->QueryCached("COMMIT");
+  if (!commit.ok()) return fail(commit.status());
 
   // Committed: publish to the in-memory state.
   applied_index_ = index;
