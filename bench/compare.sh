@@ -19,6 +19,7 @@
 #   BATCH=50000 CONNECTIONS=4      RaftMetrics points per request / parallel connections
 #   VM_BATCH=5000                  VictoriaMetrics lines per request
 #   WORKERS=2 RUNS=5               cluster workers / query repetitions (median reported)
+#   SHARDS=16                      shards of the RaftMetrics cluster (`local --shards`)
 #   JSON_FORMAT=json               json or ndjson for the second RaftMetrics run
 #   SKIP_BUILD=1 SKIP_RM=1 SKIP_JSON=1 SKIP_DUCKDB=1 SKIP_VM=1
 #   PROFILE=1                      perf record the nodes during both ingests and during
@@ -39,6 +40,7 @@ BATCH=${BATCH:-50000}
 CONNECTIONS=${CONNECTIONS:-4}
 VM_BATCH=${VM_BATCH:-5000}
 WORKERS=${WORKERS:-2}
+SHARDS=${SHARDS:-16}
 RUNS=${RUNS:-5}
 JSON_FORMAT=${JSON_FORMAT:-json}
 RESULTS=${RESULTS:-$BUILD/bench-results}
@@ -145,7 +147,7 @@ if [[ -n "${WAIT_QUIET:-}" ]]; then
 fi
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); $(uname -sr)"
-echo "dataset: POINTS=$POINTS HOSTS=$HOSTS; RaftMetrics BATCH=$BATCH CONNECTIONS=$CONNECTIONS WORKERS=$WORKERS; VM_BATCH=$VM_BATCH; RUNS=$RUNS"
+echo "dataset: POINTS=$POINTS HOSTS=$HOSTS; RaftMetrics BATCH=$BATCH CONNECTIONS=$CONNECTIONS WORKERS=$WORKERS SHARDS=$SHARDS; VM_BATCH=$VM_BATCH; RUNS=$RUNS"
 "$LOADGEN" --points "$POINTS" --hosts "$HOSTS" --expect-only | tee "$RESULTS/expect.txt"
 EXPECT_COUNT=$(kv count <"$RESULTS/expect.txt")
 EXPECT_AVG=$(kv average <"$RESULTS/expect.txt")
@@ -168,7 +170,7 @@ start_cluster() {
   CL_DATA=$TMP/$name
   CL_URL=127.0.0.1:$base
   "$RAFTMETRICS" local --data "$CL_DATA" --port "$base" --worker-port $((base + 1)) --workers "$WORKERS" \
-    >"$RESULTS/$name.log" 2>&1 &
+    --shards "$SHARDS" >"$RESULTS/$name.log" 2>&1 &
   CL_PID=$!
   PIDS+=("$CL_PID")
   wait_for "http://$CL_URL/health" '"cluster_ready":true' 30
@@ -373,9 +375,9 @@ SUMMARY=$RESULTS/summary.md
 {
   echo "| system | ingest points/s | ingest vs VM | overall average, ms (median of $RUNS) | query vs DuckDB | bytes/point | peak RSS MB |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
-  echo "| RaftMetrics, protobuf batches ($CONNECTIONS conn, $WORKERS workers) | $(fmt "${R[pb_rate]:-}") | $(ratio "${R[pb_rate]:-}" "${R[vm_rate]:-}") | $(fmt "${R[rm_query]:-}" 1) | $(ratio "${R[rm_query]:-}" "${R[db_query]:-}") | $(bpp "${R[rm_bytes]:-}") | ${R[pb_rss]:--} |"
+  echo "| RaftMetrics, protobuf batches ($CONNECTIONS conn, $WORKERS workers, $SHARDS shards) | $(fmt "${R[pb_rate]:-}") | $(ratio "${R[pb_rate]:-}" "${R[vm_rate]:-}") | $(fmt "${R[rm_query]:-}" 1) | $(ratio "${R[rm_query]:-}" "${R[db_query]:-}") | $(bpp "${R[rm_bytes]:-}") | ${R[pb_rss]:--} |"
   [[ -n "${SKIP_JSON:-}" ]] ||
-    echo "| RaftMetrics, $JSON_FORMAT batches ($CONNECTIONS conn, $WORKERS workers) | $(fmt "${R[js_rate]:-}") | $(ratio "${R[js_rate]:-}" "${R[vm_rate]:-}") | - | - | $(bpp "${R[js_bytes]:-}") | ${R[js_rss]:--} |"
+    echo "| RaftMetrics, $JSON_FORMAT batches ($CONNECTIONS conn, $WORKERS workers, $SHARDS shards) | $(fmt "${R[js_rate]:-}") | $(ratio "${R[js_rate]:-}" "${R[vm_rate]:-}") | - | - | $(bpp "${R[js_bytes]:-}") | ${R[js_rss]:--} |"
   [[ -n "${SKIP_DUCKDB:-}" ]] ||
     echo "| DuckDB alone, Appender, 1 file | $(fmt "${R[db_rate]:-}") | $(ratio "${R[db_rate]:-}" "${R[vm_rate]:-}") | $(fmt "${R[db_query]:-}" 1) (count+sum; with min/max too: $(fmt "${R[db_query4]:-}" 1)) | 1.00 | $(bpp "${R[db_bytes]:-}") | ${R[db_rss]:--} |"
   [[ -n "${SKIP_VM:-}" ]] ||
