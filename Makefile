@@ -35,6 +35,10 @@ bench: deps
 	@WITH_BENCH=1 scripts/install-deps.sh
 	@bench/compare.sh
 
+# Any sanitizer report aborts the process, so the test that drove it fails.
+# verify_asan_link_order=0: the integration tests start nodes under stdbuf (LD_PRELOAD).
+asan: export ASAN_OPTIONS = detect_leaks=0:verify_asan_link_order=0:abort_on_error=1
+asan: export UBSAN_OPTIONS = halt_on_error=1:print_stacktrace=1
 asan:
 	@$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DRM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
 
