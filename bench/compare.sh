@@ -282,7 +282,7 @@ if [[ -z "${SKIP_RM:-}" ]]; then
   rm -rf "$CL_DATA"
 fi
 
-if [[ -z "${SKIP_JSON:-}" ]]; then
+if [[ -z "${SKIP_JSON:-}${SKIP_RM:-}" ]]; then
   log "RaftMetrics: $JSON_FORMAT ingest ($BATCH points/request, $CONNECTIONS connections), fresh cluster"
   start_cluster rm-json
   if [[ -n "${PROFILE:-}" ]]; then perf_start json-ingest; fi
@@ -312,6 +312,7 @@ if [[ -z "${SKIP_DUCKDB:-}" ]]; then
   R[db_rate]=$(kv points_per_s <"$RESULTS/duckdb.txt")
   R[db_query]=$(kv query_ms <"$RESULTS/duckdb.txt")
   R[db_query4]=$(kv query4_ms <"$RESULTS/duckdb.txt")
+  R[db_sorted_bpp]=$(kv sorted_bytes_per_point <"$RESULTS/duckdb.txt")
   R[db_bytes]=$(kv bytes <"$RESULTS/duckdb.txt")
   R[db_rss]=$(awk -v k="$(kv peak_rss_kb <"$RESULTS/duckdb.txt")" 'BEGIN {printf "%.0f", k / 1024}')
   rm -f "$TMP/baseline.duckdb" "$TMP/baseline.duckdb.wal"
@@ -375,8 +376,9 @@ SUMMARY=$RESULTS/summary.md
 {
   echo "| system | ingest points/s | ingest vs VM | overall average, ms (median of $RUNS) | query vs DuckDB | bytes/point | peak RSS MB |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
-  echo "| RaftMetrics, protobuf batches ($CONNECTIONS conn, $WORKERS workers, $SHARDS shards) | $(fmt "${R[pb_rate]:-}") | $(ratio "${R[pb_rate]:-}" "${R[vm_rate]:-}") | $(fmt "${R[rm_query]:-}" 1) | $(ratio "${R[rm_query]:-}" "${R[db_query]:-}") | $(bpp "${R[rm_bytes]:-}") | ${R[pb_rss]:--} |"
-  [[ -n "${SKIP_JSON:-}" ]] ||
+  [[ -n "${SKIP_RM:-}" ]] ||
+    echo "| RaftMetrics, protobuf batches ($CONNECTIONS conn, $WORKERS workers, $SHARDS shards) | $(fmt "${R[pb_rate]:-}") | $(ratio "${R[pb_rate]:-}" "${R[vm_rate]:-}") | $(fmt "${R[rm_query]:-}" 1) | $(ratio "${R[rm_query]:-}" "${R[db_query]:-}") | $(bpp "${R[rm_bytes]:-}") | ${R[pb_rss]:--} |"
+  [[ -n "${SKIP_JSON:-}${SKIP_RM:-}" ]] ||
     echo "| RaftMetrics, $JSON_FORMAT batches ($CONNECTIONS conn, $WORKERS workers, $SHARDS shards) | $(fmt "${R[js_rate]:-}") | $(ratio "${R[js_rate]:-}" "${R[vm_rate]:-}") | - | - | $(bpp "${R[js_bytes]:-}") | ${R[js_rss]:--} |"
   [[ -n "${SKIP_DUCKDB:-}" ]] ||
     echo "| DuckDB alone, Appender, 1 file | $(fmt "${R[db_rate]:-}") | $(ratio "${R[db_rate]:-}" "${R[vm_rate]:-}") | $(fmt "${R[db_query]:-}" 1) (count+sum; with min/max too: $(fmt "${R[db_query4]:-}" 1)) | 1.00 | $(bpp "${R[db_bytes]:-}") | ${R[db_rss]:--} |"
@@ -386,6 +388,8 @@ SUMMARY=$RESULTS/summary.md
 } >"$SUMMARY"
 
 log "summary: $POINTS points, $HOSTS hosts ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
+[[ -z "${R[db_sorted_bpp]:-}" ]] ||
+  echo "DuckDB file with the same points ORDER BY series_id, ts: ${R[db_sorted_bpp]} bytes/point" >>"$SUMMARY"
 echo "load average (1/5/15 min) at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$SUMMARY"
 cat "$SUMMARY"
 echo

@@ -13,7 +13,10 @@
 // --batch points is one AppendColumns call = one committed transaction, like one
 // RaftMetrics insert request. The columns are generated before the clock starts.
 // The last line is machine-readable:
-//   RESULT points=... seconds=... points_per_s=... query_ms=... query4_ms=... bytes=... bytes_per_point=... peak_rss_kb=...
+//   RESULT points=... seconds=... points_per_s=... query_ms=... query4_ms=... bytes=... bytes_per_point=...
+//          sorted_bytes_per_point=... peak_rss_kb=... correct=0|1
+// sorted_bytes_per_point: the same points copied ORDER BY series_id, ts into a
+// second file, i.e. what clustering by series (a compaction) would store.
 #include "bench/dataset.h"
 #include "src/storage/duckdb.h"
 
@@ -177,16 +180,33 @@ int main(int argc, char** argv) {
                        all4->count == expected.count;
   if (!correct) std::printf("WARNING: the query result does not match the dataset\n");
 
+  const long peak_rss_kb = PeakRssKb();  // ingest and queries (the sorted copy below sorts in memory)
+
+  // The same points clustered by series and time, as a compaction would leave
+  // them: how much of the file size is the arrival order's fault.
+  const std::string sorted_path = path + ".sorted";
+  std::filesystem::remove(sorted_path, ec);
+  std::filesystem::remove(sorted_path + ".wal", ec);
+  s = c.Execute("ATTACH '" + sorted_path + "' AS sorted; "
+                "CREATE TABLE sorted.points AS SELECT * FROM points ORDER BY series_id, ts; DETACH sorted;");
+  if (!s.ok()) return Fail(s);
+  const uint64_t sorted_bytes = FileBytes(sorted_path);
+  std::filesystem::remove(sorted_path, ec);
+  std::filesystem::remove(sorted_path + ".wal", ec);
+  std::printf("sorted copy (ORDER BY series_id, ts): %llu bytes, %.2f bytes/point\n",
+              static_cast<unsigned long long>(sorted_bytes),
+              static_cast<double>(sorted_bytes) / static_cast<double>(d.points));
+
   conn->reset();
   db->reset();
   const uint64_t bytes = FileBytes(path);
-  std::printf("file: %s %llu bytes, %.2f bytes/point; peak RSS %ld kB\n", path.c_str(),
+  std::printf("file: %s %llu bytes, %.2f bytes/point; peak RSS %ld kB (ingest and queries)\n", path.c_str(),
               static_cast<unsigned long long>(bytes), static_cast<double>(bytes) / static_cast<double>(d.points),
-              PeakRssKb());
+              peak_rss_kb);
   std::printf("RESULT points=%llu seconds=%.3f points_per_s=%.0f checkpoint_ms=%.0f query_ms=%.2f query4_ms=%.2f "
-              "bytes=%llu bytes_per_point=%.2f peak_rss_kb=%ld correct=%d\n",
+              "bytes=%llu bytes_per_point=%.2f sorted_bytes_per_point=%.2f peak_rss_kb=%ld correct=%d\n",
               static_cast<unsigned long long>(d.points), ingest_s, rate, Ms(t1, t2), avg->median_ms, all4->median_ms,
               static_cast<unsigned long long>(bytes), static_cast<double>(bytes) / static_cast<double>(d.points),
-              PeakRssKb(), correct ? 1 : 0);
+              static_cast<double>(sorted_bytes) / static_cast<double>(d.points), peak_rss_kb, correct ? 1 : 0);
   return correct ? 0 : 1;
 }
