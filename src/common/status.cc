@@ -8,7 +8,10 @@ namespace rm {
 std::string Status::ToString() const {
   if (ok()) return "OK";
   std::string s = message_;
-  if (!details_.empty()) s += " " + details_.dump();
+  if (!details_.empty()) {
+    s += ' ';  // not `" " + dump()`: GCC 12 -O3 warns (-Wrestrict, a false positive)
+    s += details_.dump();
+  }
   return s;
 }
 
