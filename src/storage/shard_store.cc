@@ -87,68 +87,119 @@ Status ShardStore::Init(const ShardStoreOptions& options) {
 }
 
 Result<ApplyOutcome> ShardStore::ApplyNext(const raftmetrics::v1::ShardCommand& command) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  return ApplyLocked(command, applied_index_ + 1);
+  // Group commit: commands that arrive while another group is being written wait,
+  // and the first of them then writes all of them in one transaction (one WAL
+  // sync). The cost of a commit is per transaction, not per point.
+  GroupEntry mine{&command, 0, Status(Code::kInternal, "not applied"), false};
+  std::unique_lock<std::mutex> lock(group_mu_);
+  group_queue_.push_back(&mine);
+  group_cv_.wait(lock, [&] { return mine.done || !group_running_; });
+  if (mine.done) return std::move(mine.result);
+  group_running_ = true;
+  std::vector<GroupEntry*> group;
+  group.swap(group_queue_);
+  lock.unlock();
+  {
+    std::lock_guard<std::mutex> write(write_mu_);
+    for (size_t i = 0; i < group.size(); ++i) group[i]->index = applied_index_ + 1 + i;
+    ApplyGroupLocked(group);
+  }
+  lock.lock();
+  group_running_ = false;
+  for (auto* e : group) e->done = true;
+  group_cv_.notify_all();
+  return std::move(mine.result);
 }
 
 Result<ApplyOutcome> ShardStore::Apply(const raftmetrics::v1::ShardCommand& command, uint64_t index) {
   std::lock_guard<std::mutex> lock(write_mu_);
-  return ApplyLocked(command, index);
+  GroupEntry entry{&command, index, Status(Code::kInternal, "not applied"), false};
+  std::vector<GroupEntry*> group{&entry};
+  ApplyGroupLocked(group);
+  return std::move(entry.result);
 }
 
-Result<ApplyOutcome> ShardStore::ApplyLocked(const raftmetrics::v1::ShardCommand& command,
-                                             uint64_t index) {
-  if (index <= applied_index_) return ApplyOutcome{0, true};  // replay of an applied entry
-  const std::string& key = command.idempotency_key();
-  bool duplicate_key = false;
-  uint64_t duplicate_stored = 0;
-  if (!key.empty()) {
-    auto it = keys_.find(key);
-    if (it != keys_.end()) {
-      duplicate_key = true;
-      duplicate_stored = it->second.stored;
-    }
-  }
-
-  // New series get dense ids in command order: deterministic on every replica.
-  std::vector<Series> new_series;
-  db::ColumnBatch batch;
-  uint64_t points = 0;
-  if (!duplicate_key) {
-    std::unordered_map<std::string, int32_t> pending;
-    std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
-    for (const auto& s : command.series()) points += static_cast<uint64_t>(s.values_size());
-    batch.int32_col.reserve(points);
-    batch.int64_col.reserve(points);
-    batch.double_col.reserve(points);
-    for (const auto& s : command.series()) {
-      Tags tags(s.tags().begin(), s.tags().end());
-      std::sort(tags.begin(), tags.end());
-      std::string identity = SeriesIdentity(s.partition_key(), s.metric(), tags);
-      int32_t id;
-      auto it = series_by_identity_.find(identity);
-      if (it != series_by_identity_.end()) {
-        id = it->second;
-      } else if (auto p = pending.find(identity); p != pending.end()) {
-        id = p->second;
-      } else {
-        id = static_cast<int32_t>(series_.size() + new_series.size());
-        pending.emplace(identity, id);
-        new_series.push_back({id, s.metric(), s.partition_key(), std::move(tags)});
-      }
-      batch.int32_col.insert(batch.int32_col.end(), s.values_size(), id);
-      batch.int64_col.insert(batch.int64_col.end(), s.timestamps_us().begin(), s.timestamps_us().end());
-      batch.double_col.insert(batch.double_col.end(), s.values().begin(), s.values().end());
-    }
-  }
-
-  auto begin = writer_->QueryCached("BEGIN TRANSACTION");
-  auto fail = [&](Status st) -> Result<ApplyOutcome> {
-    (void)writer_->Execute("ROLLBACK");
-    return st;
+void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
+  // What each command will do, decided before writing: replays and duplicate keys
+  // store nothing; new series get dense ids in command order (deterministic on
+  // every replica fed the same commands in the same order).
+  struct Plan {
+    bool replay = false;
+    bool duplicate = false;
+    uint64_t stored = 0;
   };
-  if (!begin.ok()) return begin.status();
-  Status s;
+  std::vector<Plan> plans(group.size());
+  std::vector<Series> new_series;
+  std::unordered_map<std::string, int32_t> pending_series;
+  std::unordered_map<std::string, uint64_t> pending_keys;  // key -> points stored in this group
+  db::ColumnBatch batch;
+  uint64_t last_index = applied_index_;
+  int64_t issued_us = 0;
+  {
+    std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
+    for (size_t i = 0; i < group.size(); ++i) {
+      const auto& command = *group[i]->command;
+      Plan& plan = plans[i];
+      if (group[i]->index <= last_index) {
+        plan.replay = true;  // replay of an applied entry
+        continue;
+      }
+      last_index = group[i]->index;
+      issued_us = std::max(issued_us, command.issued_us());
+      const std::string& key = command.idempotency_key();
+      if (!key.empty()) {
+        if (auto it = keys_.find(key); it != keys_.end()) {
+          plan.duplicate = true;
+          plan.stored = it->second.stored;
+        } else if (auto p = pending_keys.find(key); p != pending_keys.end()) {
+          plan.duplicate = true;
+          plan.stored = p->second;
+        }
+      }
+      if (plan.duplicate) continue;
+      for (const auto& s : command.series()) {
+        Tags tags(s.tags().begin(), s.tags().end());
+        std::sort(tags.begin(), tags.end());
+        std::string identity = SeriesIdentity(s.partition_key(), s.metric(), tags);
+        int32_t id;
+        if (auto it = series_by_identity_.find(identity); it != series_by_identity_.end()) {
+          id = it->second;
+        } else if (auto p = pending_series.find(identity); p != pending_series.end()) {
+          id = p->second;
+        } else {
+          id = static_cast<int32_t>(series_.size() + new_series.size());
+          pending_series.emplace(identity, id);
+          new_series.push_back({id, s.metric(), s.partition_key(), std::move(tags)});
+        }
+        batch.int32_col.insert(batch.int32_col.end(), s.values_size(), id);
+        batch.int64_col.insert(batch.int64_col.end(), s.timestamps_us().begin(), s.timestamps_us().end());
+        batch.double_col.insert(batch.double_col.end(), s.values().begin(), s.values().end());
+        plan.stored += static_cast<uint64_t>(s.values_size());
+      }
+      if (!key.empty()) pending_keys.emplace(key, plan.stored);
+    }
+  }
+  auto finish = [&](const Status& failure) {
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (!failure.ok()) {
+        group[i]->result = failure;
+      } else {
+        group[i]->result = ApplyOutcome{plans[i].replay ? 0 : plans[i].stored,
+                                        plans[i].replay || plans[i].duplicate};
+      }
+    }
+  };
+  if (last_index == applied_index_) {  // every command was a replay
+    finish(Status::Ok());
+    return;
+  }
+
+  auto fail = [&](Status st) {
+    (void)writer_->Execute("ROLLBACK");
+    finish(st);
+  };
+  auto begin = writer_->QueryCached("BEGIN TRANSACTION");
+  if (!begin.ok()) return finish(begin.status());
   if (!new_series.empty()) {
     std::vector<std::vector<db::Param>> rows;
     rows.reserve(new_series.size());
@@ -159,41 +210,46 @@ Result<ApplyOutcome> ShardStore::ApplyLocked(const raftmetrics::v1::ShardCommand
                       db::Param::Text(ns.partition_key), db::Param::Text(TagValue(ns.tags, "host")),
                       db::Param::Text(TagValue(ns.tags, "datacenter")), db::Param::Text(tags.dump())});
     }
-    s = writer_->AppendRows("series", rows);
+    Status s = writer_->AppendRows("series", rows);
     if (!s.ok()) return fail(s);
   }
   if (!batch.double_col.empty()) {
-    s = writer_->AppendColumns("points", batch);
+    Status s = writer_->AppendColumns("points", batch);
     if (!s.ok()) return fail(s);
   }
-  bool prune = command.issued_us() >= next_key_prune_us_;
+  const bool prune = issued_us >= next_key_prune_us_;
   if (prune) {
-    auto r = writer_->QueryCached("DELETE FROM applied_writes WHERE expires_us < ?",
-                            {db::Param::Int(command.issued_us())});
+    auto r = writer_->QueryCached("DELETE FROM applied_writes WHERE expires_us < ?", {db::Param::Int(issued_us)});
     if (!r.ok()) return fail(r.status());
   }
-  if (!key.empty() && !duplicate_key) {
+  for (size_t i = 0; i < group.size(); ++i) {
+    const auto& command = *group[i]->command;
+    if (plans[i].replay || plans[i].duplicate || command.idempotency_key().empty()) continue;
     auto r = writer_->QueryCached("INSERT INTO applied_writes VALUES (?, ?, ?)",
-                            {db::Param::Text(key), db::Param::Int(static_cast<int64_t>(points)),
-                             db::Param::Int(command.key_expires_us())});
+                                  {db::Param::Text(command.idempotency_key()),
+                                   db::Param::Int(static_cast<int64_t>(plans[i].stored)),
+                                   db::Param::Int(command.key_expires_us())});
     if (!r.ok()) return fail(r.status());
   }
   auto r = writer_->QueryCached("UPDATE shard_state SET applied_index = ? WHERE id = 0",
-                          {db::Param::Int(static_cast<int64_t>(index))});
+                                {db::Param::Int(static_cast<int64_t>(last_index))});
   if (!r.ok()) return fail(r.status());
   auto commit = writer_->QueryCached("COMMIT");
   if (!commit.ok()) return fail(commit.status());
 
   // Committed: publish to the in-memory state.
-  applied_index_ = index;
+  applied_index_ = last_index;
   if (prune) {
     for (auto it = keys_.begin(); it != keys_.end();) {
-      it = it->second.expires_us < command.issued_us() ? keys_.erase(it) : std::next(it);
+      it = it->second.expires_us < issued_us ? keys_.erase(it) : std::next(it);
     }
-    next_key_prune_us_ = command.issued_us() + kKeyPruneIntervalUs;
+    next_key_prune_us_ = issued_us + kKeyPruneIntervalUs;
   }
-  if (duplicate_key) return ApplyOutcome{duplicate_stored, true};
-  if (!key.empty()) keys_[key] = {points, command.key_expires_us()};
+  for (size_t i = 0; i < group.size(); ++i) {
+    const auto& command = *group[i]->command;
+    if (plans[i].replay || plans[i].duplicate || command.idempotency_key().empty()) continue;
+    keys_[command.idempotency_key()] = {plans[i].stored, command.key_expires_us()};
+  }
   if (!new_series.empty()) {
     std::unique_lock<std::shared_mutex> catalog(catalog_mu_);
     for (auto& ns : new_series) {
@@ -201,7 +257,7 @@ Result<ApplyOutcome> ShardStore::ApplyLocked(const raftmetrics::v1::ShardCommand
       series_.push_back(std::move(ns));
     }
   }
-  return ApplyOutcome{points, false};
+  finish(Status::Ok());
 }
 
 std::optional<std::vector<int32_t>> ShardStore::MatchingSeries(const PointFilter& filter) const {

@@ -26,6 +26,7 @@
 #include "src/wire/point.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -65,7 +66,8 @@ class ShardStore {
   // Applies `command` as log entry `index` (> applied_index(), or it is a replay
   // and is skipped). Standalone mode passes applied_index() + 1.
   Result<ApplyOutcome> Apply(const raftmetrics::v1::ShardCommand& command, uint64_t index);
-  // Apply with the next local index (serialised with other applies).
+  // Apply with the next local index. Concurrent callers are group-committed:
+  // one transaction for every command waiting on this shard.
   Result<ApplyOutcome> ApplyNext(const raftmetrics::v1::ShardCommand& command);
 
   Result<PartialAggregate> Aggregate(const PointFilter& filter);
@@ -98,7 +100,16 @@ class ShardStore {
 
   ShardStore(std::string path, uint32_t shard) : path_(std::move(path)), shard_(shard) {}
   Status Init(const ShardStoreOptions& options);
-  Result<ApplyOutcome> ApplyLocked(const raftmetrics::v1::ShardCommand& command, uint64_t index);
+  // One command of a group commit, owned by the thread that submitted it.
+  struct GroupEntry {
+    const raftmetrics::v1::ShardCommand* command;
+    uint64_t index;
+    Result<ApplyOutcome> result;
+    bool done;
+  };
+  // Writes every command of `group` in one transaction and sets each result
+  // (a failed transaction fails them all). Requires write_mu_.
+  void ApplyGroupLocked(std::vector<GroupEntry*>& group);
   // Series ids matching the metric/partition_key filter; nullopt means "all".
   std::optional<std::vector<int32_t>> MatchingSeries(const PointFilter& filter) const;
   // For AggregateQuery: the series passing its filters, each with its group index,
@@ -126,6 +137,11 @@ class ShardStore {
   mutable std::shared_mutex catalog_mu_;  // guards series_, series_by_identity_
   std::vector<Series> series_;
   std::unordered_map<std::string, int32_t> series_by_identity_;
+
+  std::mutex group_mu_;  // guards group_queue_, group_running_, GroupEntry::done
+  std::condition_variable group_cv_;
+  std::vector<GroupEntry*> group_queue_;
+  bool group_running_ = false;
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<db::Connection>> readers_;
