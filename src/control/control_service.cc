@@ -120,6 +120,29 @@ std::vector<ControlService::ScatterReply> ControlService::Scatter(
   return replies;
 }
 
+template <typename Message>
+ControlService::Coverage ControlService::Gather(
+    const std::vector<ScatterReply>& replies, const char* what,
+    const std::function<void(const Message&, std::set<uint32_t>&)>& take) {
+  Coverage cov;
+  for (const auto& r : replies) {
+    Message parsed;
+    std::set<uint32_t> answered;
+    if (r.response.ok() && r.response->status == 200 && parsed.ParseFromString(r.response->body)) {
+      ++cov.responding;
+      take(parsed, answered);
+    } else {
+      spdlog::warn("{}: worker {} did not answer: {}", what, r.worker->id,
+                   r.response.ok() ? "HTTP " + std::to_string(r.response->status) : r.response.status().message());
+    }
+    for (uint32_t s : r.shards) {
+      if (!answered.count(s)) cov.missing.push_back(s);
+    }
+  }
+  std::sort(cov.missing.begin(), cov.missing.end());
+  return cov;
+}
+
 HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
   auto params = ParseAnalyticsParams(req);
   if (!params.ok()) return ErrorResponse(params.status());
@@ -147,28 +170,16 @@ HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
   });
   // Gather and merge.
   PartialAggregate total;
-  std::vector<uint32_t> missing;
-  uint32_t responding = 0;
-  for (auto& r : replies) {
-    pb::ShardQueryResponse parsed;
-    bool ok = r.response.ok() && r.response->status == 200 && parsed.ParseFromString(r.response->body);
-    std::set<uint32_t> answered;
-    if (ok) {
-      ++responding;
-      for (const auto& p : parsed.partials()) {
-        PartialAggregate a{p.aggregate().count(), p.aggregate().sum(), p.aggregate().min(), p.aggregate().max()};
-        if (a.count > 0) total.Merge(a);
-        answered.insert(p.shard());
-      }
-    } else {
-      spdlog::warn("analytics: worker {} did not answer: {}", r.worker->id,
-                   r.response.ok() ? "HTTP " + std::to_string(r.response->status) : r.response.status().message());
-    }
-    for (uint32_t s : r.shards) {
-      if (!answered.count(s)) missing.push_back(s);
-    }
-  }
-  std::sort(missing.begin(), missing.end());
+  Coverage cov = Gather<pb::ShardQueryResponse>(
+      replies, "analytics", [&](const pb::ShardQueryResponse& parsed, std::set<uint32_t>& answered) {
+        for (const auto& p : parsed.partials()) {
+          PartialAggregate a{p.aggregate().count(), p.aggregate().sum(), p.aggregate().min(), p.aggregate().max()};
+          if (a.count > 0) total.Merge(a);
+          answered.insert(p.shard());
+        }
+      });
+  const std::vector<uint32_t>& missing = cov.missing;
+  const uint32_t responding = cov.responding;
   if (responding == 0) {
     return ErrorResponse(Status(Code::kUnavailable, "No worker answered",
                                 {{"total_nodes", replies.size()}, {"responding_nodes", 0},
@@ -214,31 +225,22 @@ HttpResponse ControlService::HandleAggregate(HttpRequest& req) {
     return q.SerializeAsString();
   });
   AggregateMerger merger(*spec);
-  std::vector<uint32_t> missing;
-  uint32_t responding = 0;
   for (auto& r : replies) {
-    std::set<uint32_t> answered;
     if (r.response.ok() && r.response->status == 400) {
       // The query itself is refused (too many groups, exact cap): same answer from every shard.
       HttpResponse passthrough = *r.response;
       return passthrough;
     }
-    pb::AggregateResponse parsed;
-    if (r.response.ok() && r.response->status == 200 && parsed.ParseFromString(r.response->body)) {
-      ++responding;
-      for (const auto& shard : parsed.shards()) {
-        merger.Add(shard);
-        answered.insert(shard.shard());
-      }
-    } else {
-      spdlog::warn("aggregate: worker {} did not answer: {}", r.worker->id,
-                   r.response.ok() ? "HTTP " + std::to_string(r.response->status) : r.response.status().message());
-    }
-    for (uint32_t s : r.shards) {
-      if (!answered.count(s)) missing.push_back(s);
-    }
   }
-  std::sort(missing.begin(), missing.end());
+  Coverage cov = Gather<pb::AggregateResponse>(
+      replies, "aggregate", [&](const pb::AggregateResponse& parsed, std::set<uint32_t>& answered) {
+        for (const auto& shard : parsed.shards()) {
+          merger.Add(shard);
+          answered.insert(shard.shard());
+        }
+      });
+  const std::vector<uint32_t>& missing = cov.missing;
+  const uint32_t responding = cov.responding;
   if (responding == 0 || (spec->deny_partial && !missing.empty())) {
     return ErrorResponse(Status(Code::kUnavailable,
                                 responding == 0 ? "No worker answered" : "Partial result denied (partial=deny)",

@@ -16,6 +16,7 @@
 #include "src/wire/point_parser.h"
 
 #include <functional>
+#include <set>
 #include <vector>
 
 namespace rm {
@@ -43,6 +44,16 @@ class ControlService {
   };
   std::vector<ScatterReply> Scatter(const ClusterMap& map, const std::string& target,
                                     const std::function<std::string(const std::vector<uint32_t>&)>& make_body);
+  // Gathers scattered replies: each answer parsed as Message is handed to
+  // `take`, which records the shards it covers; shards no worker answered for
+  // are `missing` (sorted).
+  struct Coverage {
+    uint32_t responding = 0;
+    std::vector<uint32_t> missing;
+  };
+  template <typename Message>
+  static Coverage Gather(const std::vector<ScatterReply>& replies, const char* what,
+                         const std::function<void(const Message&, std::set<uint32_t>&)>& take);
   HttpResponse HandleHealth(HttpRequest& req);
   HttpResponse HandleJoin(HttpRequest& req);
 
