@@ -1,6 +1,7 @@
 #include "src/cli/local_cluster.h"
 
 #include "src/cli/node_runner.h"
+#include "src/gateway/tokens.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
@@ -10,7 +11,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
 #include <thread>
 #include <vector>
 
@@ -35,6 +39,28 @@ pid_t Spawn(const std::string& exe, const std::vector<std::string>& args) {
   _exit(127);
 }
 
+// The token of the local cluster: <data>/token if a previous run left one, else
+// a new one written there (readable by the owner only). "" on failure.
+std::string LocalToken(const std::string& data_dir) {
+  const std::string path = data_dir + "/token";
+  std::ifstream in(path);
+  std::string token;
+  if (in && std::getline(in, token)) {
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (!token.empty()) return token;
+  }
+  token = GenerateToken();
+  std::ofstream out(path, std::ios::trunc);
+  out << token << "\n";
+  out.close();
+  if (!out) {
+    spdlog::critical("cannot write {}", path);
+    return "";
+  }
+  chmod(path.c_str(), 0600);
+  return token;
+}
+
 }  // namespace
 
 int RunLocal(const LocalOptions& o, const std::string& self_exe) {
@@ -45,6 +71,26 @@ int RunLocal(const LocalOptions& o, const std::string& self_exe) {
     spdlog::critical("cannot create {}: {}", o.data_dir, ec.message());
     return 1;
   }
+  // Children inherit the environment: that is how every node gets the same
+  // tokens and secret without putting them on a command line (visible in ps).
+  if (!o.auth_tokens.empty()) setenv("AUTH_TOKENS", o.auth_tokens.c_str(), 1);
+  if (!o.tokens_file.empty()) setenv("TOKENS_FILE", o.tokens_file.c_str(), 1);
+  std::string token;  // shown in the examples below
+  bool generated = false;
+  const char* env_tokens = std::getenv("AUTH_TOKENS");
+  const char* env_file = std::getenv("TOKENS_FILE");
+  if ((!env_tokens || !*env_tokens) && (!env_file || !*env_file)) {
+    token = LocalToken(o.data_dir);
+    if (token.empty()) return 1;
+    generated = true;
+    setenv("AUTH_TOKENS", token.c_str(), 1);
+  } else if (env_tokens && *env_tokens) {
+    token = env_tokens;
+    token = token.substr(0, token.find(','));
+  }
+  const char* env_secret = std::getenv("CLUSTER_SECRET");
+  if (!env_secret || !*env_secret) setenv("CLUSTER_SECRET", GenerateToken().c_str(), 1);
+
   std::string worker_hosts;
   for (int i = 0; i < o.workers; ++i) {
     if (i) worker_hosts += ",";
@@ -69,19 +115,27 @@ int RunLocal(const LocalOptions& o, const std::string& self_exe) {
   for (int i = 0; i < o.workers; ++i) {
     std::printf("  worker-%d http://127.0.0.1:%d\n", i + 1, o.first_worker_port + i);
   }
+  const std::string auth = token.empty() ? "<a token from the tokens file>" : token;
+  const std::string token_hint = generated ? "export TOKEN=$(cat " + o.data_dir + "/token)"
+                                           : "export TOKEN=<one of your tokens>";
   std::printf(
-      "  data     %s\n\n"
+      "  data     %s\n"
+      "  token    %s\n\n"
+      "Every request needs a token: %s\n"
       "Insert a point:\n"
-      "  curl -s -XPOST %s/insert -H 'Content-Type: application/json' \\\n"
+      "  curl -s -XPOST %s/insert -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n"
       "       -d '{\"partition_key\":\"user123\",\"value\":42.5}'\n"
-      "  curl -s -XPOST %s/metrics -H 'Content-Type: application/json' \\\n"
+      "  curl -s -XPOST %s/metrics -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n"
       "       -d '{\"key\":\"cpu_usage\",\"value\":75.5,\"tags\":{\"host\":\"server-1\",\"datacenter\":\"us-west\"}}'\n"
       "Query:\n"
-      "  curl -s '%s/analytics'\n"
-      "  curl -s '%s/analytics?metric=cpu_usage'\n"
-      "  curl -s '%s/health'\n"
+      "  curl -s -H \"Authorization: Bearer $TOKEN\" '%s/analytics'\n"
+      "  curl -s -H \"Authorization: Bearer $TOKEN\" '%s/aggregate?metric=cpu_usage&group_by=datacenter'\n"
+      "  curl -s -H \"Authorization: Bearer $TOKEN\" '%s/health'\n"
+      "Cluster stats:\n"
+      "  %s stats --control 127.0.0.1:%d\n"
       "Press Ctrl-C to stop.\n\n",
-      o.data_dir.c_str(), url.c_str(), url.c_str(), url.c_str(), url.c_str(), url.c_str());
+      o.data_dir.c_str(), auth.c_str(), token_hint.c_str(), url.c_str(), url.c_str(), url.c_str(), url.c_str(), url.c_str(), self_exe.c_str(),
+      o.control_port);
   std::fflush(stdout);
 
   // Wait for Ctrl-C / SIGTERM, or for a child to die on its own.

@@ -17,6 +17,11 @@ struct LocalOptions {
   uint32_t shards = 16;
   uint32_t replication_factor = 1;
   std::string bind = "127.0.0.1";
+  // Security: with neither tokens nor a tokens file, a token is generated (or
+  // reused from <data>/token) and printed. A cluster secret is generated per run
+  // unless CLUSTER_SECRET is set. The nodes get both through their environment.
+  std::string auth_tokens;
+  std::string tokens_file;
 };
 
 int RunLocal(const LocalOptions& options, const std::string& self_exe);

@@ -6,7 +6,9 @@
 // Every node flag has an environment variable (seed 001 names); flags win.
 #include "src/cli/local_cluster.h"
 #include "src/cli/node_runner.h"
+#include "src/cli/stats_command.h"
 #include "src/cluster/node_config.h"
+#include "src/observability/logging.h"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -14,6 +16,7 @@
 #include <cstdlib>
 #include <malloc.h>
 #include <filesystem>
+#include <fstream>
 
 namespace {
 
@@ -56,8 +59,32 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
       ->envname("DUCKDB_THREADS")->check(CLI::Range(1, 256));
   app->add_option("--shard-memory-limit", f.node.shard_memory_limit, "Worker: DuckDB memory limit per shard")
       ->envname("SHARD_MEMORY_LIMIT");
+  app->add_option("--auth-tokens", f.node.auth_tokens, "Comma-separated API tokens (prefer AUTH_TOKENS or a file)")
+      ->envname("AUTH_TOKENS");
+  app->add_option("--tokens-file", f.node.tokens_file, "API tokens, one name:token[:expiry] per line")
+      ->envname("TOKENS_FILE");
+  app->add_option("--cluster-secret", f.node.cluster_secret, "Secret nodes present to each other")
+      ->envname("CLUSTER_SECRET");
+  app->add_flag("--public-health", f.node.public_health, "Serve /health without a token (load balancers)")
+      ->envname("PUBLIC_HEALTH");
+  app->add_option("--rate-limit", f.node.rate_limit_per_minute,
+                  "Requests per minute per token (default 1000 control, 5000 worker; 0 = unlimited)")
+      ->envname("RATE_LIMIT_PER_MINUTE")->check(CLI::Range(0, 100000000));
   app->add_option("--idempotency-ttl-s", f.node.idempotency_ttl_s, "How long an Idempotency-Key is remembered")
       ->envname("IDEMPOTENCY_TTL_S")->check(CLI::Range(1, 30 * 86400));
+}
+
+// A token for client commands: the first of AUTH_TOKENS, else the one
+// `raftmetrics local` wrote to ./data/token.
+std::string DefaultToken() {
+  if (const char* env = std::getenv("AUTH_TOKENS"); env && *env) {
+    auto tokens = rm::SplitList(env);
+    if (!tokens.empty()) return tokens[0];
+  }
+  std::ifstream in("./data/token");
+  std::string token;
+  std::getline(in, token);
+  return token;
 }
 
 int Finish(Flags& f, const std::string& role) {
@@ -89,8 +116,13 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   rm::InstallSignalMask();
-  if (const char* level = std::getenv("LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%P] %v");
+  auto log_settings =
+      rm::LogSettingsFromEnv(std::getenv("LOG_LEVEL"), std::getenv("RUST_LOG"), std::getenv("LOG_FORMAT"));
+  if (!log_settings.ok()) {
+    std::fprintf(stderr, "%s\n", log_settings.status().message().c_str());
+    return 2;
+  }
+  rm::ConfigureLogging(*log_settings);
 
   CLI::App app{"RaftMetrics: a distributed analytics database for metrics"};
   app.require_subcommand(0, 1);
@@ -110,12 +142,26 @@ int main(int argc, char** argv) {
   local->add_option("--replication-factor", local_options.replication_factor, "Replicas per shard")
       ->envname("REPLICATION_FACTOR");
   local->add_option("--bind", local_options.bind, "Address the nodes listen on");
+  local->add_option("--auth-tokens", local_options.auth_tokens, "Comma-separated API tokens (default: generated)");
+  local->add_option("--tokens-file", local_options.tokens_file, "API tokens file, name:token[:expiry] per line");
+  rm::StatsOptions stats_options;
+  auto* stats = app.add_subcommand("stats", "Print request and storage counters of every node of a cluster");
+  stats->add_option("--control", stats_options.control, "A control node, host:port")->envname("CONTROL_HOST");
+  stats->add_option("--token", stats_options.token,
+                    "API token (default: AUTH_TOKEN, the first of AUTH_TOKENS, or ./data/token)")
+      ->envname("AUTH_TOKEN");
+  stats->add_option("--timeout-ms", stats_options.timeout_ms, "Per-node deadline")->check(CLI::Range(1, 600000));
+  stats->add_flag("--json", stats_options.json, "Print the collected /stats answers as JSON");
   AddNodeFlags(&app, env_flags);  // bare `raftmetrics` with NODE_ROLE
 
   CLI11_PARSE(app, argc, argv);
 
   if (control->parsed()) return Finish(control_flags, "control");
   if (worker->parsed()) return Finish(worker_flags, "worker");
+  if (stats->parsed()) {
+    if (stats_options.token.empty()) stats_options.token = DefaultToken();
+    return rm::RunStats(stats_options);
+  }
   if (local->parsed()) {
     if (local_options.replication_factor != 1) {
       spdlog::critical("--replication-factor {} is not supported yet: only 1 until Raft replication lands",

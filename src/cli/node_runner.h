@@ -11,6 +11,6 @@ void InstallSignalMask();
 int WaitForStopSignal();
 
 // Returns the process exit code.
-int RunNode(const NodeConfig& config);
+int RunNode(NodeConfig config);
 
 }  // namespace rm

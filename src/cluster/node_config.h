@@ -32,6 +32,14 @@ struct NodeConfig {
   int handler_threads = 32;
   int idempotency_ttl_s = 86400; // how long a client's Idempotency-Key is remembered
 
+  // Security (src/gateway). rate_limit_per_minute < 0: the role's default
+  // (1000 on a control node, 5000 on a worker); 0: unlimited.
+  std::string auth_tokens;     // AUTH_TOKENS: comma-separated tokens
+  std::string tokens_file;     // name:token[:expiry] per line
+  std::string cluster_secret;  // what nodes present to each other (see RequestPipeline)
+  bool public_health = false;
+  int rate_limit_per_minute = -1;
+
   // Storage (worker).
   int duckdb_threads = 1;
   std::string shard_memory_limit = "512MB";

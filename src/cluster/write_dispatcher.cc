@@ -45,14 +45,17 @@ std::string AutoIdempotencyKey(const std::string& node_id) {
   return "auto:" + node_id + ":" + std::to_string(nonce) + ":" + std::to_string(++counter);
 }
 
-std::vector<std::pair<std::string, std::string>> InternalHeaders() {
-  return {{"X-RaftMetrics-Internal", "1"}};
+std::vector<std::pair<std::string, std::string>> InternalHeaders(const std::string& cluster_secret) {
+  std::vector<std::pair<std::string, std::string>> headers = {{"X-RaftMetrics-Internal", "1"}};
+  if (!cluster_secret.empty()) headers.emplace_back("Authorization", "Bearer " + cluster_secret);
+  return headers;
 }
 
 WriteSummary DispatchWrites(const ClusterMap& map,
                             std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
                             HttpClient& client, std::chrono::milliseconds timeout,
-                            const std::string& self_id, const LocalApply& apply_local) {
+                            const std::string& self_id, const std::string& cluster_secret,
+                            const LocalApply& apply_local) {
   WriteSummary summary;
   std::map<std::string, raftmetrics::v1::ShardWriteRequest> by_worker;  // worker id -> request
   std::map<uint32_t, size_t> index;  // shard -> position in summary.shards
@@ -89,7 +92,7 @@ WriteSummary DispatchWrites(const ClusterMap& map,
     out.method = "POST";
     out.target = "/internal/write";
     out.content_type = "application/x-protobuf";
-    out.headers = InternalHeaders();
+    out.headers = InternalHeaders(cluster_secret);
     out.body = req.SerializeAsString();
     pending.emplace_back(worker_id, client.Start(map.FindWorker(worker_id)->address, std::move(out), timeout));
   }

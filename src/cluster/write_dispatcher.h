@@ -43,13 +43,15 @@ using LocalApply = std::function<raftmetrics::v1::ShardWriteResult(const raftmet
 WriteSummary DispatchWrites(const ClusterMap& map,
                             std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
                             HttpClient& client, std::chrono::milliseconds timeout,
-                            const std::string& self_id, const LocalApply& apply_local);
+                            const std::string& self_id, const std::string& cluster_secret,
+                            const LocalApply& apply_local);
 
 // A key for writes that came without one, unique per process and call: makes
 // the node's own retries (stale keep-alive connections) safe.
 std::string AutoIdempotencyKey(const std::string& node_id);
 
-// Headers every node-to-node call carries.
-std::vector<std::pair<std::string, std::string>> InternalHeaders();
+// Headers every node-to-node call carries: the cluster secret as a bearer
+// credential (when the cluster has one).
+std::vector<std::pair<std::string, std::string>> InternalHeaders(const std::string& cluster_secret);
 
 }  // namespace rm

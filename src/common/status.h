@@ -18,12 +18,16 @@ enum class Code {
   kOk,
   kValidation,       // a request field is invalid (VALIDATION_ERROR, 400)
   kInvalidRequest,   // malformed body or parameters (INVALID_REQUEST, 400)
+  kUnauthenticated,  // no, unknown or expired credential (AUTH_ERROR, 401)
+  kForbidden,        // a credential not allowed here (AUTH_ERROR, 403)
   kNotFound,         // NOT_FOUND, 404
   kMethodNotAllowed, // METHOD_NOT_ALLOWED, 405
   kPayloadTooLarge,  // PAYLOAD_TOO_LARGE, 413
+  kRateLimited,      // RATE_LIMIT_EXCEEDED, 429
   kUnavailable,      // a shard or worker cannot be reached (503)
   kTimeout,          // a deadline passed (503)
   kStorage,          // DuckDB or the file system failed (STORAGE_ERROR, 500)
+  kStorageFull,      // the disk is full (STORAGE_ERROR, 507)
   kInternal,         // a bug or an unexpected state (INTERNAL_ERROR, 500)
 };
 

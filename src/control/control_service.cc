@@ -27,8 +27,64 @@ bool WantsProtobuf(const HttpRequest& req) {
 
 }  // namespace
 
-ControlService::ControlService(NodeConfig config)
-    : config_(std::move(config)), client_(), workers_(config_, client_), started_us_(NowMicros()) {}
+ControlService::ControlService(NodeConfig config, MetricsRegistry& metrics)
+    : config_(std::move(config)),
+      client_(),
+      workers_(config_, client_),
+      points_inserted_(metrics.AddCounter("raftmetrics_points_inserted_total",
+                                          "Points acknowledged to clients by this control node")),
+      worker_up_(metrics.AddGauge("raftmetrics_worker_up", "1 if the worker answered its last health check",
+                                  {"worker", "address"})),
+      shard_leader_(metrics.AddGauge("raftmetrics_shard_leader",
+                                     "1 for the node that leads each shard (standalone: its owner)",
+                                     {"shard", "node"})),
+      started_us_(NowMicros()) {
+  metrics.AddCollector([this] { CollectMetrics(); });
+}
+
+void ControlService::CollectMetrics() {
+  ClusterMap map = workers_.Snapshot();
+  auto health = workers_.Health();
+  worker_up_.Clear();
+  for (const auto& w : map.workers()) {
+    auto it = health.find(w.address);
+    worker_up_.Set({w.id, w.address}, it != health.end() && it->second.healthy ? 1 : 0);
+  }
+  shard_leader_.Clear();
+  for (uint32_t s = 0; map.assigned() && s < map.num_shards(); ++s) {
+    if (const WorkerInfo* owner = map.Owner(s)) shard_leader_.Set({std::to_string(s), owner->id}, 1);
+  }
+}
+
+nlohmann::json ControlService::StatsJson() {
+  ClusterMap map = workers_.Snapshot();
+  auto health = workers_.Health();
+  nlohmann::json workers = nlohmann::json::array();
+  for (const auto& w : map.workers()) {
+    auto it = health.find(w.address);
+    workers.push_back({{"id", w.id}, {"address", w.address},
+                       {"healthy", it != health.end() && it->second.healthy}});
+  }
+  nlohmann::json shards = nlohmann::json::array();
+  uint64_t total = 0;
+  for (uint32_t s = 0; map.assigned() && s < map.num_shards(); ++s) {
+    const WorkerInfo* owner = map.Owner(s);
+    nlohmann::json points = nullptr;
+    if (owner) {
+      auto it = health.find(owner->address);
+      if (it != health.end()) {
+        const auto& report = it->second.last_report;
+        auto key = std::to_string(s);
+        if (report.contains("shard_points") && report["shard_points"].contains(key)) {
+          points = report["shard_points"][key];
+          total += points.get<uint64_t>();
+        }
+      }
+    }
+    shards.push_back({{"shard", s}, {"worker", owner ? owner->id : ""}, {"points", points}});
+  }
+  return {{"workers", workers}, {"points_stored", total}, {"shards", shards}};
+}
 
 ControlService::~ControlService() { Stop(); }
 
@@ -66,10 +122,14 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
   const bool is_batch = parsed->is_batch;
   auto commands = SplitIntoShardCommands(std::move(*parsed), map.num_shards(), options);
   WriteSummary summary = DispatchWrites(map, std::move(commands), client_,
-                                        std::chrono::milliseconds(config_.write_timeout_ms), "", nullptr);
+                                        std::chrono::milliseconds(config_.write_timeout_ms), "",
+                                        config_.cluster_secret, nullptr);
   if (!summary.all_ok()) {
     return ErrorResponse(summary.FailureStatus(client_key.empty() ? "" : client_key));
   }
+  uint64_t fresh = 0;  // a retried key's points were counted the first time
+  for (const auto& o : summary.shards) fresh += o.duplicate ? 0 : o.stored;
+  points_inserted_.Add({}, static_cast<double>(fresh));
   pb::InsertResponse out;
   out.set_success(true);
   out.set_inserted(summary.stored_points);
@@ -111,7 +171,7 @@ std::vector<ControlService::ScatterReply> ControlService::Scatter(
     out.method = "POST";
     out.target = target;
     out.content_type = "application/x-protobuf";
-    out.headers = InternalHeaders();
+    out.headers = InternalHeaders(config_.cluster_secret);
     out.body = make_body(r.shards);
     pending.push_back(client_.Start(w.address, std::move(out), std::chrono::milliseconds(config_.query_timeout_ms)));
     replies.push_back(std::move(r));

@@ -13,6 +13,7 @@
 #include "src/control/worker_pool.h"
 #include "src/net/http_client.h"
 #include "src/net/router.h"
+#include "src/observability/metrics_registry.h"
 #include "src/wire/point_parser.h"
 
 #include <functional>
@@ -23,12 +24,15 @@ namespace rm {
 
 class ControlService {
  public:
-  explicit ControlService(NodeConfig config);
+  ControlService(NodeConfig config, MetricsRegistry& metrics);
   ~ControlService();
 
   Status Start();
   void Stop();
   void RegisterRoutes(Router& router);
+  // This node's part of GET /stats: the workers and, per shard, its owner and
+  // stored points as of the owner's last health report.
+  nlohmann::json StatsJson();
 
  private:
   HttpResponse HandleWrite(HttpRequest& req, InsertDialect dialect);
@@ -57,9 +61,15 @@ class ControlService {
   HttpResponse HandleHealth(HttpRequest& req);
   HttpResponse HandleJoin(HttpRequest& req);
 
+  // Gauges mirroring the cluster: workers up/down, shard leaders.
+  void CollectMetrics();
+
   NodeConfig config_;
   HttpClient client_;
   WorkerPool workers_;
+  MetricFamily& points_inserted_;
+  MetricFamily& worker_up_;
+  MetricFamily& shard_leader_;
   const int64_t started_us_;
 };
 

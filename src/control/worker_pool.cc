@@ -110,7 +110,7 @@ bool WorkerPool::CheckAll() {
     req.target = "/internal/map";
     req.content_type = "application/json";
     req.body = body;
-    req.headers = InternalHeaders();
+    req.headers = InternalHeaders(config_.cluster_secret);
     calls.emplace_back(w.address, client_.Start(w.address, std::move(req),
                                                 std::chrono::milliseconds(std::max(200, config_.health_interval_ms))));
   }

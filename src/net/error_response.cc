@@ -7,12 +7,16 @@ int HttpStatusFor(Code code) {
     case Code::kOk: return 200;
     case Code::kValidation: return 400;
     case Code::kInvalidRequest: return 400;
+    case Code::kUnauthenticated: return 401;
+    case Code::kForbidden: return 403;
     case Code::kNotFound: return 404;
     case Code::kMethodNotAllowed: return 405;
     case Code::kPayloadTooLarge: return 413;
+    case Code::kRateLimited: return 429;
     case Code::kUnavailable: return 503;
     case Code::kTimeout: return 503;
     case Code::kStorage: return 500;
+    case Code::kStorageFull: return 507;
     case Code::kInternal: return 500;
   }
   return 500;
@@ -23,12 +27,16 @@ const char* ErrorCodeName(Code code) {
     case Code::kOk: return "OK";
     case Code::kValidation: return "VALIDATION_ERROR";
     case Code::kInvalidRequest: return "INVALID_REQUEST";
+    case Code::kUnauthenticated: return "AUTH_ERROR";
+    case Code::kForbidden: return "AUTH_ERROR";
     case Code::kNotFound: return "NOT_FOUND";
     case Code::kMethodNotAllowed: return "METHOD_NOT_ALLOWED";
     case Code::kPayloadTooLarge: return "PAYLOAD_TOO_LARGE";
+    case Code::kRateLimited: return "RATE_LIMIT_EXCEEDED";
     case Code::kUnavailable: return "UNAVAILABLE";
     case Code::kTimeout: return "TIMEOUT";
     case Code::kStorage: return "STORAGE_ERROR";
+    case Code::kStorageFull: return "STORAGE_ERROR";
     case Code::kInternal: return "INTERNAL_ERROR";
   }
   return "INTERNAL_ERROR";

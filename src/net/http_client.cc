@@ -1,5 +1,7 @@
 #include "src/net/http_client.h"
 
+#include "src/common/request_context.h"
+
 #include "src/net/asio.h"
 
 #include <cctype>
@@ -166,13 +168,29 @@ class HttpClient::Impl {
 HttpClient::HttpClient() : impl_(std::make_unique<Impl>()) {}
 HttpClient::~HttpClient() = default;
 
+namespace {
+// Calls made while serving a request carry its id, so one id follows a request
+// from the control node to every worker it touches.
+void AddRequestId(OutgoingRequest& req) {
+  const std::string& id = CurrentRequestId();
+  if (id.empty()) return;
+  for (const auto& [k, v] : req.headers) {
+    if (beast::iequals(k, "x-request-id")) return;
+  }
+  req.headers.emplace_back("X-Request-Id", id);
+}
+}  // namespace
+
 Result<HttpResponse> HttpClient::Send(const std::string& address, const OutgoingRequest& req,
                                       std::chrono::milliseconds timeout) {
-  return impl_->Start(address, req, timeout).get();
+  OutgoingRequest copy = req;
+  AddRequestId(copy);
+  return impl_->Start(address, std::move(copy), timeout).get();
 }
 
 std::future<Result<HttpResponse>> HttpClient::Start(const std::string& address, OutgoingRequest req,
                                                     std::chrono::milliseconds timeout) {
+  AddRequestId(req);
   return impl_->Start(address, std::move(req), timeout);
 }
 

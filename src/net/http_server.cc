@@ -2,6 +2,7 @@
 
 #include "src/net/asio.h"
 #include "src/net/error_response.h"
+#include "src/net/request_decoding.h"
 
 #include <spdlog/spdlog.h>
 
@@ -80,23 +81,6 @@ class HttpServer::Impl {
     }
   }
 
-  static HttpRequest ToRequest(http::request<http::string_body>& msg, const std::string& remote) {
-    HttpRequest req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    size_t q = req.target.find('?');
-    req.path = UrlDecode(req.target.substr(0, q));
-    if (q != std::string::npos) req.query = ParseQueryString(req.target.substr(q + 1));
-    for (const auto& field : msg) {
-      std::string name(field.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      req.headers[name] = std::string(field.value());
-    }
-    req.body = std::move(msg.body());
-    req.remote = remote;
-    return req;
-  }
-
   static http::response<http::string_body> ToMessage(HttpResponse& resp, unsigned version,
                                                      bool keep_alive) {
     http::response<http::string_body> msg{static_cast<http::status>(resp.status), version};
@@ -162,7 +146,7 @@ class HttpServer::Impl {
       auto& msg = parser.get();
       bool keep_alive = msg.keep_alive();
       unsigned version = msg.version();
-      HttpRequest req = ToRequest(msg, remote);
+      HttpRequest req = DecodeRequest(msg, remote);
       // Run the (blocking) handler on the handler pool; this coroutine waits.
       HttpResponse resp = co_await asio::co_spawn(
           pool_.get_executor(),

@@ -8,10 +8,20 @@ void Router::Add(const std::string& method, const std::string& path, HttpHandler
   routes_[path][method] = std::move(handler);
 }
 
+namespace {
+std::string Normalized(const std::string& path) {
+  if (path.size() > 1 && path.back() == '/') return path.substr(0, path.size() - 1);
+  return path;
+}
+}  // namespace
+
+std::string Router::RouteOf(const HttpRequest& req) const {
+  auto it = routes_.find(Normalized(req.path));
+  return it == routes_.end() ? "" : it->first;
+}
+
 HttpResponse Router::Dispatch(HttpRequest& req) const {
-  std::string path = req.path;
-  if (path.size() > 1 && path.back() == '/') path.pop_back();
-  auto it = routes_.find(path);
+  auto it = routes_.find(Normalized(req.path));
   if (it == routes_.end()) {
     return ErrorResponse(Status(Code::kNotFound, "No such endpoint", {{"path", req.path}}));
   }

@@ -14,6 +14,8 @@ class Router {
  public:
   void Add(const std::string& method, const std::string& path, HttpHandler handler);
   HttpResponse Dispatch(HttpRequest& req) const;
+  // The route path `req` matches ("" when none): a bounded label for metrics.
+  std::string RouteOf(const HttpRequest& req) const;
 
  private:
   std::map<std::string, std::map<std::string, HttpHandler>> routes_;  // path -> method -> handler

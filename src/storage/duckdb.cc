@@ -7,7 +7,17 @@
 namespace rm::db {
 namespace {
 
+bool Contains(const std::string& text, const char* needle) { return text.find(needle) != std::string::npos; }
+
+// DuckDB reports a full disk only in its message text ("No space left on
+// device" from the OS, or its own "could not write" on a failed write).
 Status StorageError(const std::string& operation, const std::string& reason) {
+  if (Contains(reason, "No space left on device") || Contains(reason, "Disk full") ||
+      Contains(reason, "disk is full")) {
+    return Status(Code::kStorageFull, "Failed to write data: the disk is full",
+                  {{"storage_type", "duckdb"}, {"operation", operation}, {"reason", "disk_full"},
+                   {"error", reason}});
+  }
   return Status(Code::kStorage, "Storage operation failed",
                 {{"storage_type", "duckdb"}, {"operation", operation}, {"reason", reason}});
 }

@@ -78,6 +78,10 @@ Status ShardStore::Init(const ShardStoreOptions& options) {
     series_.push_back(std::move(info));
   }
 
+  auto count = writer_->Query("SELECT count(*) FROM points");
+  if (!count.ok()) return count.status();
+  point_count_ = static_cast<uint64_t>(count->Int(0, 0));
+
   auto keys = writer_->Query("SELECT key, stored, expires_us FROM applied_writes");
   if (!keys.ok()) return keys.status();
   for (size_t r = 0; r < keys->size(); ++r) {
@@ -239,6 +243,7 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
 
   // Committed: publish to the in-memory state.
   applied_index_ = last_index;
+  point_count_ += batch.double_col.size();
   if (prune) {
     for (auto it = keys_.begin(); it != keys_.end();) {
       it = it->second.expires_us < issued_us ? keys_.erase(it) : std::next(it);
@@ -371,6 +376,7 @@ Result<std::map<std::vector<std::string>, PartialAggregate>> ShardStore::Aggrega
 }
 
 uint64_t ShardStore::applied_index() const { return applied_index_; }
+uint64_t ShardStore::point_count() const { return point_count_; }
 
 uint64_t ShardStore::DiskBytes() const {
   uint64_t total = 0;

@@ -81,6 +81,8 @@ class ShardStore {
   Result<raftmetrics::v1::AggregateShardResult> AggregateQuery(const raftmetrics::v1::AggregateQuery& query);
 
   uint64_t applied_index() const;
+  // Points stored in this shard (kept in memory; counted at open).
+  uint64_t point_count() const;
   uint32_t shard() const { return shard_; }
   const std::string& path() const { return path_; }
   // Bytes of the DuckDB file and its WAL.
@@ -132,6 +134,7 @@ class ShardStore {
   std::unique_ptr<db::Connection> writer_;
   std::unordered_map<std::string, KeyRecord> keys_;
   std::atomic<uint64_t> applied_index_{0};
+  std::atomic<uint64_t> point_count_{0};
   int64_t next_key_prune_us_ = 0;
 
   mutable std::shared_mutex catalog_mu_;  // guards series_, series_by_identity_

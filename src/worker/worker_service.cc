@@ -41,11 +41,50 @@ uint64_t FreeBytes(const std::string& path) {
 
 }  // namespace
 
-WorkerService::WorkerService(NodeConfig config)
+WorkerService::WorkerService(NodeConfig config, MetricsRegistry& metrics)
     : config_(std::move(config)),
       shards_(config_.db_path, ShardStoreOptions{config_.duckdb_threads, config_.shard_memory_limit}),
+      points_inserted_(metrics.AddCounter("raftmetrics_points_inserted_total",
+                                          "Points stored by this worker's shards (first application only)")),
+      storage_bytes_(metrics.AddGauge("raftmetrics_storage_bytes", "Bytes of each shard's DuckDB file and WAL",
+                                      {"shard"})),
+      shard_points_(metrics.AddGauge("raftmetrics_shard_points", "Points stored in each shard", {"shard"})),
+      shard_leader_(metrics.AddGauge("raftmetrics_shard_leader",
+                                     "1 for each shard this node leads (standalone: every shard it holds)",
+                                     {"shard", "node"})),
+      free_bytes_(metrics.AddGauge("raftmetrics_storage_free_bytes", "Free bytes on the DB_PATH file system")),
       client_(),
-      started_us_(NowMicros()) {}
+      started_us_(NowMicros()) {
+  metrics.AddCollector([this] { CollectMetrics(); });
+}
+
+void WorkerService::CollectMetrics() {
+  storage_bytes_.Clear();
+  shard_points_.Clear();
+  for (ShardStore* store : shards_.All()) {
+    std::string shard = std::to_string(store->shard());
+    storage_bytes_.Set({shard}, static_cast<double>(store->DiskBytes()));
+    shard_points_.Set({shard}, static_cast<double>(store->point_count()));
+  }
+  shard_leader_.Clear();
+  if (auto map = CurrentMap()) {
+    for (uint32_t s : map->ShardsOf(config_.node_id)) shard_leader_.Set({std::to_string(s), config_.node_id}, 1);
+  }
+  free_bytes_.Set({}, static_cast<double>(FreeBytes(config_.db_path)));
+}
+
+nlohmann::json WorkerService::StatsJson() {
+  nlohmann::json shards = nlohmann::json::array();
+  uint64_t total = 0;
+  for (ShardStore* store : shards_.All()) {
+    total += store->point_count();
+    shards.push_back({{"shard", store->shard()},
+                      {"points", store->point_count()},
+                      {"bytes", store->DiskBytes()},
+                      {"applied_index", store->applied_index()}});
+  }
+  return {{"points_stored", total}, {"shards", shards}};
+}
 
 WorkerService::~WorkerService() { Stop(); }
 
@@ -84,7 +123,7 @@ void WorkerService::RegistrationLoop() {
     req.target = "/join";
     req.content_type = "application/json";
     req.body = nlohmann::json{{"id", config_.node_id}, {"addr", advertise_}, {"role", "worker"}}.dump();
-    req.headers = InternalHeaders();
+    req.headers = InternalHeaders(config_.cluster_secret);
     auto resp = client_.Send(NormalizeAddress(config_.control_host), req, std::chrono::milliseconds(2000));
     bool ok = resp.ok() && resp->status == 200;
     if (!ok) {
@@ -134,6 +173,7 @@ pb::ShardWriteResult WorkerService::ApplyLocal(const pb::ShardCommand& command) 
     return result;
   }
   result.set_ok(true);
+  if (!outcome->duplicate) points_inserted_.Add({}, static_cast<double>(outcome->stored));
   result.set_stored(outcome->stored);
   result.set_duplicate(outcome->duplicate);
   return result;
@@ -158,7 +198,8 @@ HttpResponse WorkerService::HandleInsert(HttpRequest& req) {
   auto commands = SplitIntoShardCommands(std::move(*parsed), map->num_shards(), options);
   WriteSummary summary =
       DispatchWrites(*map, std::move(commands), client_, std::chrono::milliseconds(config_.write_timeout_ms),
-                     config_.node_id, [this](const pb::ShardCommand& c) { return ApplyLocal(c); });
+                     config_.node_id, config_.cluster_secret,
+                     [this](const pb::ShardCommand& c) { return ApplyLocal(c); });
   if (!summary.all_ok()) return ErrorResponse(summary.FailureStatus(key));
   nlohmann::json body = {{"success", true}, {"storage_size", FormatBytes(shards_.DiskBytes())}};
   if (is_batch) {
@@ -294,8 +335,13 @@ nlohmann::json WorkerService::HealthJson() {
   const uint64_t free = FreeBytes(config_.db_path);
   nlohmann::json shards = nlohmann::json::array();
   auto map = CurrentMap();
+  nlohmann::json shard_points = nlohmann::json::object();
   if (map) {
-    for (uint32_t s : map->ShardsOf(config_.node_id)) shards.push_back(s);
+    for (uint32_t s : map->ShardsOf(config_.node_id)) {
+      shards.push_back(s);
+      ShardStore* store = shards_.Find(s);
+      shard_points[std::to_string(s)] = store ? store->point_count() : 0;
+    }
   }
   return {{"status", "healthy"},
           {"node_id", config_.node_id},
@@ -309,6 +355,7 @@ nlohmann::json WorkerService::HealthJson() {
             {"total_size_bytes", used},
             {"free_space_bytes", free}}},
           {"shards", shards},
+          {"shard_points", shard_points},
           {"cluster_map_version", map ? map->version() : 0},
           {"raft_status",
            {{"role", "standalone"}, {"term", 0}, {"leader_id", config_.node_id}, {"last_heartbeat", nullptr}}}};

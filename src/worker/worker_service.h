@@ -12,6 +12,7 @@
 #include "src/cluster/node_config.h"
 #include "src/net/http_client.h"
 #include "src/net/router.h"
+#include "src/observability/metrics_registry.h"
 #include "src/worker/shard_registry.h"
 
 #include <atomic>
@@ -25,7 +26,7 @@ namespace rm {
 
 class WorkerService {
  public:
-  explicit WorkerService(NodeConfig config);
+  WorkerService(NodeConfig config, MetricsRegistry& metrics);
   ~WorkerService();
 
   // Opens the shard files and the last known cluster map. Call before the
@@ -36,6 +37,8 @@ class WorkerService {
   void StartRegistration(uint16_t port);
   void Stop();
   void RegisterRoutes(Router& router);
+  // This node's part of GET /stats: stored points and bytes per shard.
+  nlohmann::json StatsJson();
 
  private:
   HttpResponse HandleInsert(HttpRequest& req);
@@ -52,8 +55,16 @@ class WorkerService {
   raftmetrics::v1::ShardWriteResult ApplyLocal(const raftmetrics::v1::ShardCommand& command);
   void RegistrationLoop();
 
+  // Gauges mirroring the shards (bytes, points, which shards this node leads).
+  void CollectMetrics();
+
   NodeConfig config_;
   ShardRegistry shards_;
+  MetricFamily& points_inserted_;
+  MetricFamily& storage_bytes_;
+  MetricFamily& shard_points_;
+  MetricFamily& shard_leader_;
+  MetricFamily& free_bytes_;
   HttpClient client_;
   const int64_t started_us_;
   std::string advertise_;

@@ -149,7 +149,7 @@ class WriteDispatcherTest : public ::testing::Test {
   WriteSummary Dispatch(const ClusterMap& map, std::map<uint32_t, ShardCommand> cmds,
                         const std::string& self_id = "control-1", const LocalApply& local = nullptr,
                         std::chrono::milliseconds timeout = 3s) {
-    return DispatchWrites(map, std::move(cmds), client_, timeout, self_id, local);
+    return DispatchWrites(map, std::move(cmds), client_, timeout, self_id, "", local);
   }
   HttpClient client_;
 };
@@ -350,7 +350,7 @@ TEST_F(WriteDispatcherTest, SlowWorkerTimesOut) {
   HttpClient client;
   auto start = std::chrono::steady_clock::now();
   WriteSummary summary =
-      DispatchWrites(LiveAndDead(live.address()), FourCommands(), client, 300ms, "control-1", nullptr);
+      DispatchWrites(LiveAndDead(live.address()), FourCommands(), client, 300ms, "control-1", "", nullptr);
   auto elapsed = std::chrono::steady_clock::now() - start;
   release.set_value();
   EXPECT_LT(elapsed, 3s);
@@ -476,10 +476,17 @@ TEST(AutoIdempotencyKey, UniquePerCallAndNamesTheNode) {
 }
 
 TEST(InternalHeaders, MarkNodeToNodeCalls) {
-  auto headers = InternalHeaders();
+  auto headers = InternalHeaders("");
   ASSERT_EQ(headers.size(), 1u);
   EXPECT_EQ(headers[0].first, "X-RaftMetrics-Internal");
   EXPECT_EQ(headers[0].second, "1");
+}
+
+TEST(InternalHeaders, CarryTheClusterSecretAsBearer) {
+  auto headers = InternalHeaders("s3cret");
+  ASSERT_EQ(headers.size(), 2u);
+  EXPECT_EQ(headers[1].first, "Authorization");
+  EXPECT_EQ(headers[1].second, "Bearer s3cret");
 }
 
 }  // namespace
