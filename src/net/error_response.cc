@@ -47,7 +47,11 @@ HttpResponse ErrorResponse(const Status& status) {
                          {"code", ErrorCodeName(status.code())},
                          {"message", status.message()},
                          {"details", status.details()}};
-  HttpResponse resp = HttpResponse::Json(HttpStatusFor(status.code()), body.dump());
+  // Details echo request bytes (a path, a parameter name, a Content-Type) that
+  // need not be UTF-8: replace those bytes (U+FFFD) instead of throwing, which
+  // turned a client's 400/404 into a 500.
+  HttpResponse resp = HttpResponse::Json(HttpStatusFor(status.code()),
+                                         body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   if (status.details().contains("retry_after") && status.details()["retry_after"].is_string()) {
     std::string ra = status.details()["retry_after"].get<std::string>();
     if (!ra.empty() && ra.back() == 's') ra.pop_back();

@@ -7,13 +7,12 @@
 // is untrusted: any bytes Beast accepted must decode without failing.
 #pragma once
 
-#include "src/net/http_types.h"
-
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <string>
 #include <utility>
 
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include "src/net/http_types.h"
 
 namespace rm {
 

@@ -23,12 +23,12 @@ std::string& NodeId() {
 
 std::optional<spdlog::level::level_enum> ParseLevel(std::string text) {
   for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (text == "warning") text = "warn";
-  if (text == "err") text = "error";
-  for (int l = spdlog::level::trace; l <= spdlog::level::off; ++l) {
-    auto level = static_cast<spdlog::level::level_enum>(l);
-    auto name = spdlog::level::to_string_view(level);
-    if (text == std::string(name.data(), name.size())) return level;
+  static const std::pair<const char*, spdlog::level::level_enum> kNames[] = {
+      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},  {"info", spdlog::level::info},
+      {"warn", spdlog::level::warn},   {"warning", spdlog::level::warn}, {"error", spdlog::level::err},
+      {"err", spdlog::level::err},     {"critical", spdlog::level::critical}, {"off", spdlog::level::off}};
+  for (const auto& [name, level] : kNames) {
+    if (text == name) return level;
   }
   return std::nullopt;
 }

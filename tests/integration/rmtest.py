@@ -295,9 +295,21 @@ class Response(object):
         return "<HTTP %d %r>" % (self.status, self.body[:500])
 
 
+# Headers sent with every request unless a call overrides them (e.g. the
+# Authorization of a cluster started with tokens).
+DEFAULT_HEADERS = {}
+
+
+def bearer(token):
+    return {"Authorization": "Bearer %s" % token}
+
+
 def http_request(port, method, path, body=None, headers=None, timeout=10.0, host="127.0.0.1"):
-    """One request on a fresh connection. `body` may be bytes, str or a JSON-able object."""
-    hdrs = dict(headers or {})
+    """One request on a fresh connection. `body` may be bytes, str or a JSON-able object.
+    A header given as None is left out (also one of DEFAULT_HEADERS)."""
+    hdrs = dict(DEFAULT_HEADERS)
+    hdrs.update(headers or {})
+    hdrs = {k: v for k, v in hdrs.items() if v is not None}
     if body is not None and not isinstance(body, (bytes, bytearray, str)):
         body = json.dumps(body)
         hdrs.setdefault("Content-Type", "application/json")

@@ -21,8 +21,17 @@ class LocalTest(unittest.TestCase):
         self.proc = None
 
     def tearDown(self):
+        R.DEFAULT_HEADERS.pop("Authorization", None)
         if self.proc is not None:
             R.kill_proc(self.proc)
+
+    def token(self):
+        """The token `local` generated (None until it has written it)."""
+        try:
+            with open(os.path.join(self.data, "token")) as f:
+                return f.read().strip() or None
+        except OSError:
+            return None
 
     def start_local(self):
         argv = [R.BINARY, "local", "--port", str(self.port), "--worker-port", str(self.wport),
@@ -33,6 +42,10 @@ class LocalTest(unittest.TestCase):
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError("raftmetrics local exited with %s" % self.proc.returncode)
+            token = self.token()
+            if token is None:
+                return False
+            R.DEFAULT_HEADERS.update(R.bearer(token))
             r = R.get(self.port, "/health", timeout=2.0)
             h = r.json()
             return (h.get("cluster_ready") and h["worker_nodes"] == {"total": 2, "healthy": 2}) and h
@@ -69,6 +82,21 @@ class LocalTest(unittest.TestCase):
         self.assertIn("/insert", banner)
         self.assertIn("/analytics", banner)
 
+        # A token was generated, printed and written to <data>/token (owner-only);
+        # without it every node refuses requests.
+        token = self.token()
+        self.assertRegex(token, r"^[0-9a-f]{32}$")
+        self.assertIn(token, banner)
+        self.assertEqual(os.stat(os.path.join(self.data, "token")).st_mode & 0o077, 0)
+        for p in (self.port, self.wport, self.wport + 1):
+            r = R.get(p, "/health", headers={"Authorization": None})
+            self.assertEqual(r.status, 401, r)
+            self.assertEqual(r.json()["details"]["token_status"], "missing", r)
+        # The nodes share a generated cluster secret: the user token is refused
+        # on node-to-node endpoints.
+        r = R.post(self.wport, "/internal/map", {})
+        self.assertEqual(r.status, 403, r)
+
         # Serves: insert through the control node, query back.
         pts = [{"partition_key": "local-%d" % i, "value": float(i)} for i in range(30)]
         r = R.post(self.port, "/insert", pts)
@@ -89,8 +117,9 @@ class LocalTest(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.proc = None
 
-        # A second start finds the data.
+        # A second start finds the data, and keeps the token.
         h, kids = self.start_local()
+        self.assertEqual(self.token(), token)
         self.assertEqual(len(kids), 3, kids)
         deadline = time.monotonic() + 15
         a = None

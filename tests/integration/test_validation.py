@@ -274,7 +274,8 @@ class ValidationTest(unittest.TestCase):
         cases = [
             (self.c.port, "GET", "/insert", "POST"),
             (self.c.port, "PUT", "/insert", "POST"),
-            (self.c.port, "GET", "/metrics", "POST"),
+            (self.c.port, "PUT", "/metrics", "POST"),   # GET /metrics is Prometheus
+            (self.c.port, "DELETE", "/metrics", "GET"),
             (self.c.port, "POST", "/analytics", "GET"),
             (self.c.port, "DELETE", "/health", "GET"),
             (self.c.workers["worker-1"].port, "GET", "/compute", "POST"),

@@ -56,6 +56,22 @@ TEST(ErrorResponse, BodyHasTheSeedShape) {
   EXPECT_TRUE(r.headers.empty());
 }
 
+// Found by tests/fuzz/fuzz_http_request and fuzz_query_params: a detail that
+// echoes non-UTF-8 request bytes (GET /%FF, ?%FF=1) made dump() throw, and the
+// server answered 500 INTERNAL_ERROR instead of the 404 / 400.
+TEST(ErrorResponse, NonUtf8DetailsAreReplacedNotThrown) {
+  HttpResponse r;
+  ASSERT_NO_THROW(r = ErrorResponse(Status(Code::kNotFound, "No such endpoint", {{"path", "/\xff\xfe"}})));
+  EXPECT_EQ(r.status, 404);
+  auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body.at("code"), "NOT_FOUND");
+  EXPECT_EQ(body.at("details").at("path"), "/\xef\xbf\xbd\xef\xbf\xbd");  // two U+FFFD
+  Status bad_name(Code::kValidation, "Invalid request parameters",
+                  {{"fields", {{{"field", "\xc3"}, {"error", "unknown parameter"}}}}});
+  ASSERT_NO_THROW(r = ErrorResponse(bad_name));
+  EXPECT_EQ(r.status, 400);
+}
+
 TEST(ErrorResponse, DetailsDefaultToAnEmptyObject) {
   auto body = nlohmann::json::parse(ErrorResponse(Status(Code::kInternal, "boom")).body);
   EXPECT_TRUE(body.at("details").is_object());
