@@ -99,10 +99,11 @@ sys.exit("no free ports")
 EOF
 }
 
-wait_for() {  # wait_for URL PATTERN SECONDS
-  local deadline=$((SECONDS + $3))
+wait_for() {  # wait_for URL PATTERN SECONDS [curl args...]
+  local url=$1 pattern=$2 deadline=$((SECONDS + $3))
+  shift 3
   while ((SECONDS < deadline)); do
-    if curl -sf "$1" 2>/dev/null | grep -q "$2"; then return 0; fi
+    if curl -sf "$@" "$url" 2>/dev/null | grep -q "$pattern"; then return 0; fi
     sleep 0.2
   done
   echo "timed out waiting for $1 to show $2" >&2
@@ -162,6 +163,13 @@ check_avg() {  # check_avg NAME COUNT AVERAGE
 }
 
 # ---------------------------------------------------------------------------
+# The clusters run with authentication on, as in production (the token is
+# checked on every request), but without a rate limit: one benchmark client
+# sends far more than 1000 requests a minute on purpose.
+export AUTH_TOKENS=${BENCH_TOKEN:-bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}
+export RATE_LIMIT_PER_MINUTE=0
+RM_AUTH=(-H "Authorization: Bearer $AUTH_TOKENS")
+
 # RaftMetrics: start_cluster NAME -> sets CL_PID, CL_URL, CL_DATA, CL_NODES
 start_cluster() {
   local name=$1
@@ -173,8 +181,8 @@ start_cluster() {
     --shards "$SHARDS" >"$RESULTS/$name.log" 2>&1 &
   CL_PID=$!
   PIDS+=("$CL_PID")
-  wait_for "http://$CL_URL/health" '"cluster_ready":true' 30
-  wait_for "http://$CL_URL/health" "\"healthy\":$WORKERS" 30
+  wait_for "http://$CL_URL/health" '"cluster_ready":true' 30 "${RM_AUTH[@]}"
+  wait_for "http://$CL_URL/health" "\"healthy\":$WORKERS" 30 "${RM_AUTH[@]}"
   CL_NODES=$(pgrep -P "$CL_PID" | tr '\n' ' ')
   echo "   cluster $name: control $CL_URL, pids local=$CL_PID nodes=$CL_NODES, data $CL_DATA"
 }
@@ -256,7 +264,7 @@ if [[ -z "${SKIP_RM:-}" ]]; then
   start_cluster rm-protobuf
   if [[ -n "${PROFILE:-}" ]]; then perf_start ingest; fi
   cpu_mark
-  "$LOADGEN" --url "$CL_URL" --points "$POINTS" --hosts "$HOSTS" --batch "$BATCH" \
+  "$LOADGEN" --url "$CL_URL" --token "$AUTH_TOKENS" --points "$POINTS" --hosts "$HOSTS" --batch "$BATCH" \
     --connections "$CONNECTIONS" --format protobuf | tee "$RESULTS/rm-protobuf-ingest.txt"
   cpu_report
   if [[ -n "${PROFILE:-}" ]]; then perf_stop; fi
@@ -264,14 +272,14 @@ if [[ -z "${SKIP_RM:-}" ]]; then
   R[pb_errors]=$(kv errors <"$RESULTS/rm-protobuf-ingest.txt")
 
   log "RaftMetrics: GET /analytics (overall average), median of $RUNS"
-  R[rm_query]=$(time_get "$TMP/analytics.json" "http://$CL_URL/analytics")
+  R[rm_query]=$(time_get "$TMP/analytics.json" "http://$CL_URL/analytics" "${RM_AUTH[@]}")
   cat "$TMP/analytics.json"; echo
   check_avg RaftMetrics "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' <"$TMP/analytics.json")" \
     "$(python3 -c 'import json,sys; print(repr(json.load(sys.stdin)["average"]))' <"$TMP/analytics.json")"
   echo "   median ${R[rm_query]} ms"
   if [[ -n "${PROFILE:-}" ]]; then
     perf_start query
-    for _ in $(seq 30); do curl -s -o /dev/null "http://$CL_URL/analytics"; done
+    for _ in $(seq 30); do curl -s -o /dev/null "${RM_AUTH[@]}" "http://$CL_URL/analytics"; done
     perf_stop
   fi
   R[pb_rss]=$(cluster_rss_mb)
@@ -287,13 +295,13 @@ if [[ -z "${SKIP_JSON:-}${SKIP_RM:-}" ]]; then
   start_cluster rm-json
   if [[ -n "${PROFILE:-}" ]]; then perf_start json-ingest; fi
   cpu_mark
-  "$LOADGEN" --url "$CL_URL" --points "$POINTS" --hosts "$HOSTS" --batch "$BATCH" \
+  "$LOADGEN" --url "$CL_URL" --token "$AUTH_TOKENS" --points "$POINTS" --hosts "$HOSTS" --batch "$BATCH" \
     --connections "$CONNECTIONS" --format "$JSON_FORMAT" | tee "$RESULTS/rm-json-ingest.txt"
   cpu_report
   if [[ -n "${PROFILE:-}" ]]; then perf_stop; fi
   R[js_rate]=$(kv points_per_s <"$RESULTS/rm-json-ingest.txt")
   R[js_errors]=$(kv errors <"$RESULTS/rm-json-ingest.txt")
-  curl -s -o "$TMP/analytics-json.json" "http://$CL_URL/analytics"
+  curl -s -o "$TMP/analytics-json.json" "${RM_AUTH[@]}" "http://$CL_URL/analytics"
   check_avg "RaftMetrics ($JSON_FORMAT)" \
     "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' <"$TMP/analytics-json.json")" \
     "$(python3 -c 'import json,sys; print(repr(json.load(sys.stdin)["average"]))' <"$TMP/analytics-json.json")"

@@ -174,6 +174,7 @@ int main(int argc, char** argv) {
   uint64_t batch = 50'000;
   int connections = 4;
   int timeout_ms = 300'000;
+  std::string token;
   bool expect_only = false;
   bool quiet = false;
 
@@ -192,6 +193,7 @@ int main(int argc, char** argv) {
   app.add_option("--path", path, "Request path (default /metrics; /write?precision=ms for influx)");
   app.add_option("--output", output, "Write the encoded bodies to this file instead of sending (influx, ndjson)");
   app.add_option("--timeout-ms", timeout_ms, "Per-request timeout");
+  app.add_option("--token", token, "Bearer token sent with every request (RaftMetrics)");
   app.add_flag("--expect-only", expect_only, "Only print the dataset's exact count, sum and average");
   app.add_flag("--quiet", quiet, "Only print the RESULT line");
   CLI11_PARSE(app, argc, argv);
@@ -255,6 +257,7 @@ int main(int argc, char** argv) {
         req.target = path;
         req.content_type = content_type;
         req.body = std::move(bodies[b].data);
+        if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + token);
         auto t = Clock::now();
         auto resp = client.Send(url, req, std::chrono::milliseconds(timeout_ms));
         mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
