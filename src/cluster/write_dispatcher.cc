@@ -1,8 +1,7 @@
 #include "src/cluster/write_dispatcher.h"
 
-#include "src/partition/partitioner.h"
-
 #include "src/common/time_util.h"
+#include "src/partition/partitioner.h"
 
 #include <atomic>
 #include <future>
@@ -20,22 +19,38 @@ bool WriteSummary::all_ok() const {
 Status WriteSummary::FailureStatus(const std::string& idempotency_key) const {
   nlohmann::json failed = nlohmann::json::array();
   nlohmann::json stored = nlohmann::json::array();
+  bool all_full = true, all_storage = true;
+  uint64_t available = UINT64_MAX;
   for (const auto& s : shards) {
     if (s.ok) {
       stored.push_back(s.shard);
     } else {
       failed.push_back({{"shard", s.shard}, {"worker_node", s.worker_id}, {"points", s.points},
                         {"reason", s.error.message()}});
+      all_full &= s.error.code() == Code::kStorageFull;
+      all_storage &= s.error.code() == Code::kStorage || s.error.code() == Code::kStorageFull;
+      if (s.error.code() == Code::kStorageFull && s.error.details().contains("available_bytes")) {
+        available = std::min(available, s.error.details()["available_bytes"].get<uint64_t>());
+      }
     }
   }
-  return Status(Code::kUnavailable,
-                "Some shards could not store the write; retry with the same Idempotency-Key",
-                {{"stored_points", stored_points},
-                 {"total_points", total_points},
-                 {"stored_shards", stored},
-                 {"failed_shards", failed},
-                 {"idempotency_key", idempotency_key},
-                 {"retry_after", "1s"}});
+  nlohmann::json details = {{"stored_points", stored_points},
+                            {"total_points", total_points},
+                            {"stored_shards", stored},
+                            {"failed_shards", failed},
+                            {"idempotency_key", idempotency_key}};
+  // A full disk or a failing DuckDB is not cured by retrying at once: say what
+  // broke (seed 001's storage error) instead of asking for a retry.
+  if (all_full || all_storage) {
+    details["storage_type"] = "duckdb";
+    details["operation"] = "insert";
+    details["reason"] = all_full ? "disk_full" : "storage_failure";
+    if (all_full && available != UINT64_MAX) details["available_space"] = FormatBytes(available);
+    return Status(all_full ? Code::kStorageFull : Code::kStorage, "Failed to write data", std::move(details));
+  }
+  details["retry_after"] = "1s";
+  return Status(Code::kUnavailable, "Some shards could not store the write; retry with the same Idempotency-Key",
+                std::move(details));
 }
 
 std::string AutoIdempotencyKey(const std::string& node_id) {
@@ -82,7 +97,13 @@ WriteSummary DispatchWrites(const ClusterMap& map,
     o.ok = r.ok();
     o.stored = r.stored();
     o.duplicate = r.duplicate();
-    if (!r.ok()) o.error = Status(Code::kUnavailable, r.error());
+    if (!r.ok()) {
+      if (r.disk_full()) {
+        o.error = Status(Code::kStorageFull, r.error(), {{"available_bytes", r.available_bytes()}});
+      } else {
+        o.error = Status(r.error_code() == "STORAGE_ERROR" ? Code::kStorage : Code::kUnavailable, r.error());
+      }
+    }
   };
 
   std::vector<std::pair<std::string, std::future<Result<HttpResponse>>>> pending;

@@ -170,6 +170,10 @@ pb::ShardWriteResult WorkerService::ApplyLocal(const pb::ShardCommand& command) 
     result.set_ok(false);
     result.set_error(outcome.status().ToString());
     result.set_error_code(ErrorCodeName(outcome.status().code()));
+    if (outcome.status().code() == Code::kStorageFull) {
+      result.set_disk_full(true);
+      result.set_available_bytes(FreeBytes(config_.db_path));
+    }
     return result;
   }
   result.set_ok(true);
