@@ -379,6 +379,68 @@ TEST(HttpServer, OversizedHeadersAreRejected) {
   EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), std::string::npos) << reply;
 }
 
+// A connected raw socket (or -1).
+int Connect(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST(HttpServer, SlowHeadersAreCutOffWithoutHurtingOthers) {
+  HttpServerOptions o = LocalOptions();
+  o.header_timeout = 300ms;
+  TestServer server([](HttpRequest&) { return HttpResponse::Json(200, "fine"); }, o);
+  int slow = Connect(server.server().port());
+  ASSERT_GE(slow, 0);
+  std::string partial = "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  ASSERT_EQ(::send(slow, partial.data(), partial.size(), MSG_NOSIGNAL), static_cast<ssize_t>(partial.size()));
+  // Others are served meanwhile.
+  HttpClient client;
+  auto resp = client.Send(server.address(), Get("/"), 2s);
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->body, "fine");
+  // The slow client is disconnected once the header deadline passes.
+  auto start = std::chrono::steady_clock::now();
+  char buf[256];
+  ssize_t n = ::recv(slow, buf, sizeof buf, 0);
+  auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_LE(n, 0);
+  EXPECT_LT(waited, 3s);
+  ::close(slow);
+}
+
+TEST(HttpServer, ConnectionCapRefusesExtraConnections) {
+  HttpServerOptions o = LocalOptions();
+  o.max_connections = 2;
+  TestServer server([](HttpRequest&) { return HttpResponse::Json(200, "fine"); }, o);
+  int a = Connect(server.server().port());
+  int b = Connect(server.server().port());
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  std::this_thread::sleep_for(100ms);  // let the server count both
+  std::string reply = RawExchange(server.server().port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(reply.find("fine"), std::string::npos) << reply;  // the third is refused
+  ::close(a);
+  ::close(b);
+  // Once they are gone, new connections are served again.
+  std::string later;
+  for (int i = 0; i < 50 && later.find("fine") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(20ms);
+    later = RawExchange(server.server().port(), "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  }
+  EXPECT_NE(later.find("fine"), std::string::npos) << later;
+}
+
 TEST(HttpServer, ExpectContinueGetsAGoAheadBeforeTheBody) {
   TestServer server([](HttpRequest& req) { return HttpResponse::Json(200, "got:" + req.body); });
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
