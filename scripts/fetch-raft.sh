@@ -5,15 +5,20 @@
 # safety fixes (see shared notes, "raft-library.md"). The system's apt sources
 # are never touched: apt runs with a private configuration under the cache dir.
 # Build dependencies: autoconf automake libtool pkg-config libuv1-dev liblz4-dev dpkg-dev.
-# Does nothing when the pinned build is already in place. Not yet part of the
-# build: groundwork for the Raft issue (#5).
+# Does nothing when the pinned build is already in place.
+#
+# One patch, to the installed header only: raft.h checks struct layouts with
+# `static_assert(sizeof(struct {...}) ...)`, which is not valid C++ (types may
+# not be defined in sizeof). The check is made a no-op when compiled as C++; the
+# layouts themselves are untouched (upstream fixed this after 0.22.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=0.22.1-1
+BUILD_ID="$VERSION+cxx-header"
 DEST=$PWD/third_party/raft
 STAMP="$DEST/.version"
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$VERSION" ] && [ -f "$DEST/lib/libraft.so" ]; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$BUILD_ID" ] && [ -f "$DEST/lib/libraft.so" ]; then
   exit 0
 fi
 
@@ -51,5 +56,9 @@ CFLAGS="-O2 -g" ./configure --prefix="$DEST" --disable-example --disable-benchma
 make -j"$(nproc)" >/dev/null
 rm -rf "$DEST"
 make install >/dev/null
-echo "$VERSION" > "$STAMP"
+perl -0pi -e 's/#if defined\(RAFT__LEGACY_no\)\n#define RAFT__ASSERT_COMPATIBILITY/#if defined(RAFT__LEGACY_no) || defined(__cplusplus)\n#define RAFT__ASSERT_COMPATIBILITY/' \
+  "$DEST/include/raft.h"
+grep -q 'defined(RAFT__LEGACY_no) || defined(__cplusplus)' "$DEST/include/raft.h" ||
+  { echo "fetch-raft: could not patch raft.h for C++" >&2; exit 1; }
+echo "$BUILD_ID" > "$STAMP"
 echo "fetch-raft: raft $VERSION in $DEST"

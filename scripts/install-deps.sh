@@ -19,6 +19,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev        # unit tests
   libbenchmark-dev                 # micro benchmarks
   python3                          # integration tests drive real processes
+  libuv1-dev liblz4-dev            # raft 0.22.1 (consensus) runs on libuv
+  autoconf automake libtool dpkg-dev perl  # build raft from Debian's source package
+  debian-archive-keyring           # verifies trixie's source index (scripts/fetch-raft.sh)
 )
 if [ "${WITH_BENCH:-0}" = 1 ]; then
   PACKAGES+=(victoria-metrics)     # peer for bench/compare.sh
@@ -42,3 +45,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 scripts/fetch-duckdb.sh
+scripts/fetch-raft.sh

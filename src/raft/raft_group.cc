@@ -1,0 +1,230 @@
+#include "src/raft/raft_group.h"
+
+#include "src/raft/raft_c.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <filesystem>
+
+namespace rm::raft {
+
+struct RaftGroup::Impl {
+  RaftGroupOptions options;
+  StateMachine* sm = nullptr;
+  struct raft raft {};
+  struct raft_io io {};
+  struct raft_uv_transport transport {};
+  struct raft_fsm fsm {};
+  bool initialised = false;  // raft_init succeeded: close through raft_close
+  bool closing = false;
+  std::promise<void> closed;
+};
+
+namespace {
+
+// One in-flight proposal; owned by the library between raft_apply and its callback.
+struct Proposal {
+  struct raft_apply req;
+  std::promise<Result<uint64_t>> promise;
+};
+
+Status RaftError(const std::string& what, int rv, const char* detail) {
+  return Status(Code::kUnavailable, what + ": " + raft_strerror(rv) + (detail && *detail ? std::string(" (") + detail + ")" : ""));
+}
+
+int FsmApply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
+  auto* impl = static_cast<RaftGroup::Impl*>(fsm->data);
+  *result = nullptr;
+  const uint64_t index = raft_last_applied(&impl->raft) + 1;
+  std::string_view command;
+  RM_CHECK(RaftGroup::DecodeEntry(buf->base, buf->len, &command),
+           "malformed Raft entry " + std::to_string(index));
+  Status s = impl->sm->Apply(index, command);
+  RM_CHECK(s.ok(), "replica " + std::to_string(impl->options.id) + " cannot apply entry " + std::to_string(index) +
+                       ": " + s.ToString());
+  return 0;
+}
+
+std::string RoleName(int state) {
+  switch (state) {
+    case RAFT_LEADER: return "leader";
+    case RAFT_FOLLOWER: return "follower";
+    case RAFT_CANDIDATE: return "candidate";
+    default: return "unavailable";
+  }
+}
+
+}  // namespace
+
+std::string RaftGroup::EncodeEntry(std::string_view command) {
+  const uint64_t n = command.size();
+  size_t total = 8 + ((n + 7) / 8) * 8;
+  std::string out(total, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  std::memcpy(out.data() + 8, command.data(), n);
+  return out;
+}
+
+bool RaftGroup::DecodeEntry(const void* data, size_t size, std::string_view* command) {
+  if (size < 8 || size % 8 != 0) return false;
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(p[i]) << (8 * i);
+  if (n > size - 8 || size - 8 - n >= 8) return false;
+  *command = std::string_view(reinterpret_cast<const char*>(p + 8), n);
+  return true;
+}
+
+RaftGroup::RaftGroup(RaftLoop& loop, RaftGroupOptions options, StateMachine& sm) : loop_(loop), impl_(new Impl) {
+  impl_->options = std::move(options);
+  impl_->sm = &sm;
+}
+
+RaftGroup::~RaftGroup() {
+  Close();
+  Impl* d = impl_;
+  loop_.AtStop([d] { delete d; });
+}
+
+Status RaftGroup::Start(const std::vector<RaftPeer>& bootstrap) {
+  std::error_code ec;
+  std::filesystem::create_directories(impl_->options.dir, ec);
+  if (ec) return Status(Code::kStorage, "cannot create Raft dir " + impl_->options.dir + ": " + ec.message());
+  Status result;
+  loop_.RunSync([&] {
+    Impl* d = impl_;
+    const auto& o = d->options;
+    d->transport.version = 1;  // the library refuses any other
+    int rv = raft_uv_tcp_init(&d->transport, loop_.loop());
+    if (rv != 0) {
+      result = RaftError("raft_uv_tcp_init", rv, nullptr);
+      return;
+    }
+    rv = raft_uv_init(&d->io, loop_.loop(), o.dir.c_str(), &d->transport);
+    if (rv != 0) {
+      result = RaftError("raft_uv_init", rv, d->io.errmsg);
+      raft_uv_tcp_close(&d->transport);
+      return;
+    }
+    d->fsm.version = 1;
+    d->fsm.data = d;
+    d->fsm.apply = &FsmApply;
+    rv = raft_init(&d->raft, &d->io, &d->fsm, o.id, o.address.c_str());
+    if (rv != 0) {
+      result = RaftError("raft_init", rv, raft_errmsg(&d->raft));
+      raft_uv_close(&d->io);
+      raft_uv_tcp_close(&d->transport);
+      return;
+    }
+    d->initialised = true;
+    d->raft.data = d;
+    raft_set_election_timeout(&d->raft, o.election_timeout_ms);
+    raft_set_heartbeat_timeout(&d->raft, o.heartbeat_timeout_ms);
+    raft_set_pre_vote(&d->raft, true);
+    raft_set_max_inflight_entries(&d->raft, o.max_inflight_entries);
+    // Snapshots are not wired yet: never take one (the log grows until they are).
+    raft_set_snapshot_threshold(&d->raft, ~0u);
+    if (!bootstrap.empty()) {
+      struct raft_configuration conf;
+      raft_configuration_init(&conf);
+      for (const auto& p : bootstrap) raft_configuration_add(&conf, p.id, p.address.c_str(), RAFT_VOTER);
+      rv = raft_bootstrap(&d->raft, &conf);
+      raft_configuration_close(&conf);
+      if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {  // CANTBOOTSTRAP: state exists already
+        result = RaftError("raft_bootstrap", rv, raft_errmsg(&d->raft));
+        return;
+      }
+    }
+    rv = raft_start(&d->raft);
+    if (rv != 0) result = RaftError("raft_start", rv, raft_errmsg(&d->raft));
+  });
+  return result;
+}
+
+std::future<Result<uint64_t>> RaftGroup::Propose(std::string command) {
+  auto proposal = new Proposal;
+  auto future = proposal->promise.get_future();
+  std::string entry = EncodeEntry(command);
+  Impl* d = impl_;
+  bool posted = loop_.Post([d, proposal, entry = std::move(entry)] {
+    if (!d->initialised || d->closing) {
+      proposal->promise.set_value(Status(Code::kUnavailable, "Raft replica is closed"));
+      delete proposal;
+      return;
+    }
+    if (raft_state(&d->raft) != RAFT_LEADER) {
+      raft_id leader_id = 0;
+      const char* leader_address = nullptr;
+      raft_leader(&d->raft, &leader_id, &leader_address);
+      proposal->promise.set_value(Status(Code::kUnavailable, "not the leader",
+                                         {{"leader_id", leader_id},
+                                          {"leader_address", leader_address ? leader_address : ""}}));
+      delete proposal;
+      return;
+    }
+    struct raft_buffer buf;
+    buf.len = entry.size();
+    buf.base = raft_malloc(buf.len);
+    RM_CHECK(buf.base != nullptr, "out of memory for a Raft entry");
+    std::memcpy(buf.base, entry.data(), buf.len);
+    proposal->req.data = proposal;
+    int rv = raft_apply(&d->raft, &proposal->req, &buf, 1, [](struct raft_apply* req, int status, void*) {
+      auto* p = static_cast<Proposal*>(req->data);
+      if (status == 0) {
+        p->promise.set_value(static_cast<uint64_t>(req->index));
+      } else {
+        p->promise.set_value(Status(Code::kUnavailable, std::string("Raft entry not committed here: ") +
+                                                            raft_strerror(status)));
+      }
+      delete p;
+    });
+    // The library's error path may already have freed `buf` (notes: double free
+    // in legacyHandleUpdateEntries), so a failure here is not recoverable safely.
+    RM_CHECK(rv == 0, std::string("raft_apply failed on a leader: ") + raft_strerror(rv));
+  });
+  if (!posted) {
+    proposal->promise.set_value(Status(Code::kUnavailable, "Raft loop is stopping"));
+    delete proposal;
+  }
+  return future;
+}
+
+RaftStatus RaftGroup::GetStatus() {
+  RaftStatus st;
+  Impl* d = impl_;
+  loop_.RunSync([&] {
+    if (!d->initialised || d->closing) return;
+    st.role = RoleName(raft_state(&d->raft));
+    st.term = raft_current_term(&d->raft);
+    st.commit_index = raft_commit_index(&d->raft);
+    st.last_applied = raft_last_applied(&d->raft);
+    st.last_log_index = raft_last_index(&d->raft);
+    raft_id leader = 0;
+    const char* address = nullptr;
+    raft_leader(&d->raft, &leader, &address);
+    st.leader_id = leader;
+    st.leader_address = address ? address : "";
+  });
+  if (st.role.empty()) st.role = "unavailable";
+  return st;
+}
+
+void RaftGroup::Close() {
+  Impl* d = impl_;
+  bool wait = false;
+  loop_.RunSync([&] {
+    if (!d->initialised || d->closing) return;
+    d->closing = true;
+    wait = true;
+    raft_close(&d->raft, [](struct raft* r) {
+      auto* impl = static_cast<Impl*>(r->data);
+      raft_uv_close(&impl->io);
+      raft_uv_tcp_close(&impl->transport);
+      impl->closed.set_value();
+    });
+  });
+  if (wait) d->closed.get_future().wait();
+}
+
+}  // namespace rm::raft

@@ -1,0 +1,92 @@
+// RaftGroup: one Raft replica of one group (a shard, or the meta group) on a
+// RaftLoop, over the raft library's libuv I/O (log and snapshots under `dir`,
+// TCP transport on `address`).
+//
+// Commands are opaque bytes. Each becomes exactly one log entry, framed and
+// padded to a multiple of 8 bytes (the library loses or rejects other sizes,
+// see shared notes/raft-library.md). Committed entries reach the StateMachine
+// in log order with their index; the state machine stores the index with its
+// data so that a replay after restart is recognised and skipped.
+//
+// Thread-safety: Propose() and GetStatus() may be called from any thread; they
+// hop onto the loop thread. StateMachine::Apply runs on the loop thread.
+#pragma once
+
+#include "src/common/status.h"
+#include "src/raft/raft_loop.h"
+
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rm::raft {
+
+class StateMachine {
+ public:
+  virtual ~StateMachine() = default;
+  // Applies committed entry `index`. Must be deterministic. A failure here
+  // means this replica cannot follow the log any more: the process aborts and
+  // recovers by replaying from its last stored index (crash-and-recover).
+  virtual Status Apply(uint64_t index, std::string_view command) = 0;
+};
+
+struct RaftPeer {
+  uint64_t id = 0;
+  std::string address;  // host:port of the peer's Raft transport
+};
+
+struct RaftGroupOptions {
+  uint64_t id = 0;            // this replica's Raft id (> 0)
+  std::string address;        // host:port this replica listens on for Raft traffic
+  std::string dir;            // log and metadata; created if missing
+  unsigned election_timeout_ms = 1000;
+  unsigned heartbeat_timeout_ms = 100;
+  unsigned max_inflight_entries = 512;  // the default 32 halves small-entry throughput
+};
+
+struct RaftStatus {
+  std::string role;  // "leader", "follower", "candidate", "unavailable"
+  uint64_t term = 0;
+  uint64_t commit_index = 0;
+  uint64_t last_applied = 0;
+  uint64_t last_log_index = 0;
+  uint64_t leader_id = 0;      // 0: none known
+  std::string leader_address;
+};
+
+class RaftGroup {
+ public:
+  RaftGroup(RaftLoop& loop, RaftGroupOptions options, StateMachine& fsm);
+  ~RaftGroup();
+  RaftGroup(const RaftGroup&) = delete;
+  RaftGroup& operator=(const RaftGroup&) = delete;
+
+  // Starts the replica. `bootstrap` is the initial configuration, used only
+  // when `dir` holds no Raft state yet (every founding member passes the same).
+  Status Start(const std::vector<RaftPeer>& bootstrap);
+  // Appends `command` if this replica leads, and resolves with the entry's
+  // index once it is committed and applied here. kUnavailable when not the
+  // leader (details: leader_id, leader_address) or leadership was lost before
+  // the commit (the entry may still commit later: make commands idempotent).
+  std::future<Result<uint64_t>> Propose(std::string command);
+  RaftStatus GetStatus();
+  // Closes the replica (idempotent); pending proposals fail.
+  void Close();
+
+  // Frames `command` into an entry payload: 8-byte little-endian length, the
+  // bytes, zero padding to a multiple of 8. Decode returns nullopt-like empty
+  // on a malformed payload (false).
+  static std::string EncodeEntry(std::string_view command);
+  static bool DecodeEntry(const void* data, size_t size, std::string_view* command);
+
+  struct Impl;  // the library's structs; opaque outside raft_group.cc
+
+ private:
+  RaftLoop& loop_;
+  Impl* impl_;  // owned; freed when the loop stops (libuv may still touch it while closing)
+};
+
+}  // namespace rm::raft
