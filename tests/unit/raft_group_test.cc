@@ -4,11 +4,9 @@
 // restarted replica catching up from its log.
 #include "src/raft/raft_group.h"
 
-#include <arpa/inet.h>
+#include "tests/unit/raft_test_util.h"
+
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -22,6 +20,7 @@ namespace rm::raft {
 namespace {
 
 using namespace std::chrono_literals;
+using testing_util::FreePort;
 
 TEST(RaftEntry, FramesToMultiplesOfEight) {
   for (size_t n : {0, 1, 7, 8, 9, 100, 4096}) {
@@ -60,18 +59,6 @@ class RecordingMachine : public StateMachine {
   std::mutex mu_;
   std::vector<std::pair<uint64_t, std::string>> entries_;
 };
-
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 struct Replica {
   std::unique_ptr<RaftLoop> loop;

@@ -1,0 +1,65 @@
+// ShardReplica: one shard's ShardStore behind its Raft group (the state machine
+// adapter of DESIGN.md's "Replication").
+//
+// The leader proposes each ShardCommand as one log entry. Every replica applies
+// committed entries to its store in log order, with the entry's index
+// (ShardStore::Apply stores it in the same DuckDB transaction, so an entry
+// replayed after a restart is recognised and skipped). Applying happens on the
+// replica's own apply thread: the Raft loop only enqueues, so DuckDB commits
+// never stall heartbeats of the groups sharing the loop.
+//
+// A store that fails to apply an entry (e.g. a full disk) stops applying: the
+// replica turns unavailable instead of silently skipping the entry and
+// diverging; a restart replays the log from the store's last index.
+#pragma once
+
+#include "proto/raftmetrics.pb.h"
+#include "src/raft/raft_group.h"
+#include "src/storage/shard_store.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace rm::raft {
+
+class ShardReplica : public StateMachine {
+ public:
+  // `store` must outlive the replica.
+  ShardReplica(RaftLoop& loop, RaftGroupOptions options, ShardStore& store);
+  ~ShardReplica() override;
+
+  Status Start(const std::vector<RaftPeer>& bootstrap);
+  // Proposes `command` (on the leader) and waits until it is committed and
+  // applied to this replica's store; returns the store's outcome. kUnavailable
+  // when not the leader (details: leader_id, leader_address) and kTimeout when
+  // the entry did not commit in time (it may still commit later: commands carry
+  // idempotency keys, so a retry never stores twice).
+  Result<ApplyOutcome> Write(const raftmetrics::v1::ShardCommand& command, std::chrono::milliseconds timeout);
+  RaftStatus GetStatus() { return group_.GetStatus(); }
+  // Index of the last entry this replica's store has applied.
+  uint64_t applied_index() const;
+  // Stops Raft, then the apply thread (entries already committed are applied).
+  void Close();
+
+ private:
+  Status Apply(uint64_t index, std::string_view command) override;  // on the Raft loop: enqueue
+  void ApplyLoop();
+
+  ShardStore& store_;
+  RaftGroup group_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<uint64_t, std::string>> queue_;  // committed, not yet applied
+  std::map<uint64_t, Result<ApplyOutcome>> outcomes_;   // recent outcomes, for proposers
+  uint64_t applied_ = 0;        // last index handled by the apply thread
+  Status failure_;              // set when the store failed: no more applies
+  bool stopping_ = false;
+  std::thread applier_;
+};
+
+}  // namespace rm::raft
