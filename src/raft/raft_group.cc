@@ -1,6 +1,7 @@
 #include "src/raft/raft_group.h"
 
 #include "src/raft/raft_c.h"
+#include "src/raft/raft_network.h"
 
 #include <spdlog/spdlog.h>
 
@@ -95,16 +96,21 @@ Status RaftGroup::Start(const std::vector<RaftPeer>& bootstrap) {
   loop_.RunSync([&] {
     Impl* d = impl_;
     const auto& o = d->options;
-    d->transport.version = 1;  // the library refuses any other
-    int rv = raft_uv_tcp_init(&d->transport, loop_.loop());
-    if (rv != 0) {
-      result = RaftError("raft_uv_tcp_init", rv, nullptr);
-      return;
+    int rv = 0;
+    if (o.network) {
+      o.network->InitTransport(&d->transport, o.group_id);
+    } else {
+      d->transport.version = 1;  // the library refuses any other
+      rv = raft_uv_tcp_init(&d->transport, loop_.loop());
+      if (rv != 0) {
+        result = RaftError("raft_uv_tcp_init", rv, nullptr);
+        return;
+      }
     }
     rv = raft_uv_init(&d->io, loop_.loop(), o.dir.c_str(), &d->transport);
     if (rv != 0) {
       result = RaftError("raft_uv_init", rv, d->io.errmsg);
-      raft_uv_tcp_close(&d->transport);
+      if (!o.network) raft_uv_tcp_close(&d->transport);
       return;
     }
     d->fsm.version = 1;
@@ -114,7 +120,7 @@ Status RaftGroup::Start(const std::vector<RaftPeer>& bootstrap) {
     if (rv != 0) {
       result = RaftError("raft_init", rv, raft_errmsg(&d->raft));
       raft_uv_close(&d->io);
-      raft_uv_tcp_close(&d->transport);
+      if (!o.network) raft_uv_tcp_close(&d->transport);
       return;
     }
     d->initialised = true;
@@ -219,8 +225,8 @@ void RaftGroup::Close() {
     wait = true;
     raft_close(&d->raft, [](struct raft* r) {
       auto* impl = static_cast<Impl*>(r->data);
-      raft_uv_close(&impl->io);
-      raft_uv_tcp_close(&impl->transport);
+      raft_uv_close(&impl->io);  // closes the transport too
+      if (!impl->options.network) raft_uv_tcp_close(&impl->transport);
       impl->closed.set_value();
     });
   });

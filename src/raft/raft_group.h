@@ -38,9 +38,15 @@ struct RaftPeer {
   std::string address;  // host:port of the peer's Raft transport
 };
 
+class RaftNetwork;
+
 struct RaftGroupOptions {
   uint64_t id = 0;            // this replica's Raft id (> 0)
   std::string address;        // host:port this replica listens on for Raft traffic
+  // Share one port among the node's groups (see raft_network.h): the network
+  // and this group's id on it. Null: a TCP listener of its own on `address`.
+  RaftNetwork* network = nullptr;
+  uint64_t group_id = 0;
   std::string dir;            // log and metadata; created if missing
   unsigned election_timeout_ms = 1000;
   unsigned heartbeat_timeout_ms = 100;

@@ -3,6 +3,7 @@
 // order, refusals on followers, failover after the leader goes away, and a
 // restarted replica catching up from its log.
 #include "src/raft/raft_group.h"
+#include "src/raft/raft_network.h"
 
 #include "tests/unit/raft_test_util.h"
 
@@ -216,6 +217,97 @@ TEST_F(ThreeReplicas, NoQuorumNoCommit) {
     EXPECT_FALSE(f.get().ok());
   }
   EXPECT_TRUE(replicas_[leader].sm->entries().empty());
+}
+
+}  // namespace
+}  // namespace rm::raft
+
+namespace rm::raft {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Three nodes, each with one RaftNetwork (one port) hosting four groups: every
+// group elects, replicates only its own commands, and survives a node leaving.
+TEST(RaftNetworkTest, ManyGroupsShareOnePortPerNode) {
+  constexpr int kNodes = 3, kGroups = 4;
+  std::string dir = testing::TempDir() + "/raft_network_test_" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  struct NodeState {
+    std::unique_ptr<RaftLoop> loop;
+    std::unique_ptr<RaftNetwork> net;
+    std::vector<std::unique_ptr<RecordingMachine>> sms;
+    std::vector<std::unique_ptr<RaftGroup>> groups;
+  };
+  std::vector<NodeState> nodes(kNodes);
+  std::vector<RaftPeer> peers;
+  for (int n = 0; n < kNodes; ++n) {
+    nodes[n].loop = std::make_unique<RaftLoop>();
+    ASSERT_TRUE(nodes[n].loop->Start().ok());
+    nodes[n].net = std::make_unique<RaftNetwork>(*nodes[n].loop, "127.0.0.1:0");
+    Status s = nodes[n].net->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    peers.push_back({static_cast<uint64_t>(n + 1), "127.0.0.1:" + std::to_string(nodes[n].net->port())});
+  }
+  for (int n = 0; n < kNodes; ++n) {
+    for (int g = 0; g < kGroups; ++g) {
+      nodes[n].sms.push_back(std::make_unique<RecordingMachine>());
+      RaftGroupOptions o;
+      o.id = n + 1;
+      o.address = peers[n].address;
+      o.dir = dir + "/n" + std::to_string(n) + "/g" + std::to_string(g);
+      o.network = nodes[n].net.get();
+      o.group_id = 100 + g;
+      o.election_timeout_ms = 300;
+      o.heartbeat_timeout_ms = 50;
+      nodes[n].groups.push_back(std::make_unique<RaftGroup>(*nodes[n].loop, o, *nodes[n].sms.back()));
+      Status s = nodes[n].groups.back()->Start(peers);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+  }
+  auto leader_of = [&](int g, int skip) {
+    int found = -1;
+    testing_util::WaitFor([&] {
+      for (int n = 0; n < kNodes; ++n) {
+        if (n != skip && nodes[n].groups[g] && nodes[n].groups[g]->GetStatus().role == "leader") found = n;
+      }
+      return found >= 0;
+    }, 10s);
+    return found;
+  };
+  auto propose = [&](int g, int leader, const std::string& prefix) {
+    for (int i = 0; i < 10; ++i) {
+      auto r = nodes[leader].groups[g]->Propose(prefix + std::to_string(i)).get();
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+    }
+  };
+  for (int g = 0; g < kGroups; ++g) {
+    int leader = leader_of(g, -1);
+    ASSERT_GE(leader, 0) << "group " << g;
+    propose(g, leader, "g" + std::to_string(g) + "-");
+  }
+  for (int n = 0; n < kNodes; ++n) {
+    for (int g = 0; g < kGroups; ++g) {
+      ASSERT_TRUE(testing_util::WaitFor([&] { return nodes[n].sms[g]->entries().size() == 10; }, 10s))
+          << "node " << n << " group " << g;
+      EXPECT_EQ(nodes[n].sms[g]->entries()[9].second, "g" + std::to_string(g) + "-9");
+    }
+  }
+  // Node 0 goes away entirely; every group still commits on the other two.
+  for (auto& g : nodes[0].groups) g->Close();
+  nodes[0].net->Close();
+  for (int g = 0; g < kGroups; ++g) {
+    int leader = leader_of(g, 0);
+    ASSERT_GE(leader, 1) << "group " << g;
+    propose(g, leader, "after-");
+  }
+  for (int n = 0; n < kNodes; ++n) {
+    for (auto& g : nodes[n].groups) g->Close();
+    nodes[n].net->Close();
+    nodes[n].groups.clear();
+    nodes[n].loop->Stop();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
