@@ -1,6 +1,7 @@
 #include "src/net/http_server.h"
 
 #include "src/net/asio.h"
+#include "src/common/request_context.h"
 #include "src/net/error_response.h"
 #include "src/net/request_decoding.h"
 
@@ -134,11 +135,15 @@ class HttpServer::Impl {
           HttpResponse resp = ErrorResponse(Status(
               Code::kPayloadTooLarge, "Request body too large",
               {{"limit_bytes", options_.max_body_bytes}}));
+          // Refused before any handler ran: still give the client an id to quote.
+          std::string id(parser.get()["X-Request-Id"]);
+          resp.headers.emplace_back("X-Request-Id", IsAcceptableRequestId(id) ? id : NewRequestId());
           co_await WriteResponse(stream, resp, 11, false);
         } else if (ec == http::error::header_limit || ec.category() == http::make_error_code(http::error::bad_target).category()) {
           // bad_target shares Beast's category: any parse error gets a 400.
           HttpResponse resp = ErrorResponse(
               Status(Code::kInvalidRequest, "Malformed HTTP request", {{"reason", ec.message()}}));
+          resp.headers.emplace_back("X-Request-Id", NewRequestId());
           co_await WriteResponse(stream, resp, 11, false);
         }
         break;  // timeout, EOF or reset: just close

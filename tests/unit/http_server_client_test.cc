@@ -224,6 +224,12 @@ TEST(HttpServerClient, BodyOverTheLimitIs413) {
   EXPECT_EQ(body.at("code"), "PAYLOAD_TOO_LARGE");
   EXPECT_EQ(body.at("details").at("limit_bytes"), 1024);
   EXPECT_EQ(calls.load(), 1);  // the handler never saw the big body
+  EXPECT_EQ(HeaderOf(*big, "x-request-id").size(), 16u);  // refused early, still identifiable
+  auto big_with_id = Post("/insert", std::string(4096, 'x'));
+  big_with_id.headers.emplace_back("X-Request-Id", "client-77");
+  auto echoed = client.Send(server.address(), big_with_id, 2s);
+  ASSERT_TRUE(echoed.ok());
+  EXPECT_EQ(HeaderOf(*echoed, "x-request-id"), "client-77");
 
   // The server keeps serving.
   auto after = client.Send(server.address(), Get("/"), 2s);
