@@ -2,6 +2,7 @@
 
 #include "src/cluster/node_config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -30,18 +31,36 @@ bool ClusterMap::UpsertWorker(const std::string& id, const std::string& address)
     WorkerInfo& w = workers_[by_addr];
     if (!id.empty() && w.id != id) {
       // Another worker now answers on that address: it takes over the old one's shards.
-      for (auto& owner : owners_) {
-        if (!w.id.empty() && owner == w.id) owner = id;
+      for (auto& set : replicas_) {
+        for (auto& r : set) {
+          if (!w.id.empty() && r == w.id) r = id;
+        }
       }
+      if (w.id.empty() || w.raft_id == 0) w.raft_id = next_raft_id_++;
       w.id = id;
       changed = true;
     }
   } else {
-    workers_.push_back({id, addr});
+    workers_.push_back({id, addr, id.empty() ? 0 : next_raft_id_++, ""});
     changed = true;
   }
   if (changed) ++version_;
   return changed;
+}
+
+bool ClusterMap::SetRaftAddress(const std::string& id, const std::string& raft_address) {
+  WorkerInfo* w = MutableWorker(id);
+  if (!w || w->raft_address == raft_address) return false;
+  w->raft_address = raft_address;
+  ++version_;
+  return true;
+}
+
+WorkerInfo* ClusterMap::MutableWorker(const std::string& id) {
+  for (auto& w : workers_) {
+    if (!id.empty() && w.id == id) return &w;
+  }
+  return nullptr;
 }
 
 const WorkerInfo* ClusterMap::FindWorker(const std::string& id) const {
@@ -52,15 +71,29 @@ const WorkerInfo* ClusterMap::FindWorker(const std::string& id) const {
 }
 
 const WorkerInfo* ClusterMap::Owner(uint32_t shard) const {
-  if (!assigned_ || shard >= owners_.size()) return nullptr;
-  return FindWorker(owners_[shard]);
+  if (!assigned_ || shard >= replicas_.size() || replicas_[shard].empty()) return nullptr;
+  return FindWorker(replicas_[shard][0]);
+}
+
+std::vector<const WorkerInfo*> ClusterMap::Replicas(uint32_t shard) const {
+  std::vector<const WorkerInfo*> out;
+  if (!assigned_ || shard >= replicas_.size()) return out;
+  for (const auto& id : replicas_[shard]) {
+    if (const WorkerInfo* w = FindWorker(id)) out.push_back(w);
+  }
+  return out;
 }
 
 std::vector<uint32_t> ClusterMap::ShardsOf(const std::string& id) const {
   std::vector<uint32_t> out;
   if (!assigned_) return out;
-  for (uint32_t s = 0; s < owners_.size(); ++s) {
-    if (owners_[s] == id) out.push_back(s);
+  for (uint32_t s = 0; s < replicas_.size(); ++s) {
+    for (const auto& r : replicas_[s]) {
+      if (r == id) {
+        out.push_back(s);
+        break;
+      }
+    }
   }
   return out;
 }
@@ -72,29 +105,51 @@ void ClusterMap::AssignRoundRobin() {
     if (!w.id.empty()) ids.push_back(w.id);
   }
   RM_CHECK(!ids.empty(), "assignment needs at least one worker");
-  for (uint32_t s = 0; s < num_shards_; ++s) owners_[s] = ids[s % ids.size()];
+  const size_t rf = std::min<size_t>(std::max<uint32_t>(1, replication_factor_), ids.size());
+  for (uint32_t s = 0; s < num_shards_; ++s) {
+    replicas_[s].clear();
+    for (size_t k = 0; k < rf; ++k) replicas_[s].push_back(ids[(s + k) % ids.size()]);
+  }
   assigned_ = true;
   ++version_;
 }
 
 nlohmann::json ClusterMap::ToJson() const {
   nlohmann::json workers = nlohmann::json::array();
-  for (const auto& w : workers_) workers.push_back({{"id", w.id}, {"address", w.address}});
-  return {{"num_shards", num_shards_}, {"version", version_}, {"assigned", assigned_},
-          {"workers", workers}, {"shard_owners", owners_}};
+  for (const auto& w : workers_) {
+    workers.push_back({{"id", w.id}, {"address", w.address}, {"raft_id", w.raft_id},
+                       {"raft_address", w.raft_address}});
+  }
+  std::vector<std::string> owners;  // kept for readers of the first format
+  for (const auto& set : replicas_) owners.push_back(set.empty() ? "" : set[0]);
+  return {{"num_shards", num_shards_}, {"replication_factor", replication_factor_}, {"version", version_},
+          {"assigned", assigned_}, {"next_raft_id", next_raft_id_}, {"workers", workers},
+          {"shard_owners", owners}, {"shard_replicas", replicas_}};
 }
 
 Result<ClusterMap> ClusterMap::FromJson(const nlohmann::json& json) {
   try {
-    ClusterMap map(json.at("num_shards").get<uint32_t>());
+    ClusterMap map(json.at("num_shards").get<uint32_t>(), json.value("replication_factor", 1u));
     map.version_ = json.at("version").get<uint64_t>();
     map.assigned_ = json.at("assigned").get<bool>();
     for (const auto& w : json.at("workers")) {
-      map.workers_.push_back({w.at("id").get<std::string>(), w.at("address").get<std::string>()});
+      WorkerInfo info{w.at("id").get<std::string>(), w.at("address").get<std::string>(),
+                      w.value("raft_id", uint64_t{0}), w.value("raft_address", std::string())};
+      if (info.raft_id == 0 && !info.id.empty()) info.raft_id = map.next_raft_id_++;  // a map from before Raft ids
+      map.next_raft_id_ = std::max(map.next_raft_id_, info.raft_id + 1);
+      map.workers_.push_back(std::move(info));
     }
-    map.owners_ = json.at("shard_owners").get<std::vector<std::string>>();
-    if (map.owners_.size() != map.num_shards_ || map.num_shards_ == 0) {
-      return Status(Code::kInvalidRequest, "cluster map: shard_owners does not match num_shards");
+    map.next_raft_id_ = std::max(map.next_raft_id_, json.value("next_raft_id", uint64_t{1}));
+    if (json.contains("shard_replicas")) {
+      map.replicas_ = json.at("shard_replicas").get<std::vector<std::vector<std::string>>>();
+    } else {  // the first format: one owner per shard
+      map.replicas_.clear();
+      for (const auto& owner : json.at("shard_owners").get<std::vector<std::string>>()) {
+        map.replicas_.push_back(owner.empty() ? std::vector<std::string>{} : std::vector<std::string>{owner});
+      }
+    }
+    if (map.replicas_.size() != map.num_shards_ || map.num_shards_ == 0) {
+      return Status(Code::kInvalidRequest, "cluster map: shard replicas do not match num_shards");
     }
     return map;
   } catch (const std::exception& e) {

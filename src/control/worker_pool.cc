@@ -26,7 +26,7 @@ Status WorkerPool::Start() {
                      "for the life of a cluster)", map_.num_shards(), config_.shards);
       }
     } else {
-      map_ = ClusterMap(config_.shards);
+      map_ = ClusterMap(config_.shards, config_.replication_factor);
     }
     for (const auto& host : config_.worker_hosts) map_.UpsertWorker("", host);
     Status s = PersistLocked();

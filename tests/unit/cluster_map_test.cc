@@ -5,6 +5,9 @@
 #include "src/cluster/node_config.h"
 
 #include <gtest/gtest.h>
+
+#include <map>
+#include <set>
 #include <unistd.h>
 
 #include <filesystem>
@@ -252,20 +255,38 @@ TEST(ClusterMap, UnassignedMapRoundTrips) {
 TEST(ClusterMap, FromJsonRejectsBadInput) {
   const nlohmann::json good = SampleMap().ToJson();
   std::vector<nlohmann::json> bad;
-  for (const char* field : {"num_shards", "version", "assigned", "workers", "shard_owners"}) {
+  for (const char* field : {"num_shards", "version", "assigned", "workers"}) {
     nlohmann::json j = good;
     j.erase(field);
     bad.push_back(j);
   }
   {
     nlohmann::json j = good;
-    j["shard_owners"].push_back("w1");  // 7 owners for 6 shards
+    j.erase("shard_owners");
+    j.erase("shard_replicas");
+    bad.push_back(j);
+  }
+  {
+    nlohmann::json j = good;
+    j["shard_replicas"].push_back({"w1"});  // 7 replica sets for 6 shards
+    bad.push_back(j);
+  }
+  {
+    nlohmann::json j = good;
+    j.erase("shard_replicas");
+    j["shard_owners"].push_back("w1");  // the first format: 7 owners for 6 shards
     bad.push_back(j);
   }
   {
     nlohmann::json j = good;
     j["num_shards"] = 0;
     j["shard_owners"] = nlohmann::json::array();
+    j["shard_replicas"] = nlohmann::json::array();
+    bad.push_back(j);
+  }
+  {
+    nlohmann::json j = good;
+    j["shard_replicas"][0] = nullptr;
     bad.push_back(j);
   }
   {
@@ -285,6 +306,7 @@ TEST(ClusterMap, FromJsonRejectsBadInput) {
   }
   {
     nlohmann::json j = good;
+    j.erase("shard_replicas");
     j["shard_owners"][0] = nullptr;
     bad.push_back(j);
   }
@@ -298,6 +320,66 @@ TEST(ClusterMap, FromJsonRejectsBadInput) {
       EXPECT_EQ(r.status().code(), Code::kInvalidRequest) << j.dump();
     }
   }
+}
+
+TEST(ClusterMap, ReplicaSetsAreDistinctWorkersRoundRobin) {
+  ClusterMap map(8, 3);
+  for (int i = 1; i <= 4; ++i) map.UpsertWorker("w" + std::to_string(i), "10.0.0." + std::to_string(i) + ":8081");
+  map.AssignRoundRobin();
+  EXPECT_EQ(map.replication_factor(), 3u);
+  std::map<std::string, int> load;
+  for (uint32_t s = 0; s < 8; ++s) {
+    auto set = map.Replicas(s);
+    ASSERT_EQ(set.size(), 3u);
+    std::set<std::string> distinct;
+    for (auto* w : set) distinct.insert(w->id);
+    EXPECT_EQ(distinct.size(), 3u);
+    EXPECT_EQ(map.Owner(s), set[0]);
+    EXPECT_EQ(set[0]->id, "w" + std::to_string(s % 4 + 1));
+    for (auto* w : set) ++load[w->id];
+  }
+  for (const auto& [id, n] : load) EXPECT_EQ(n, 6) << id;  // 8 shards x 3 replicas over 4 workers
+  EXPECT_EQ(map.ShardsOf("w1").size(), 6u);
+}
+
+TEST(ClusterMap, FewerWorkersThanTheReplicationFactor) {
+  ClusterMap map(4, 3);
+  map.UpsertWorker("a", "10.0.0.1:8081");
+  map.UpsertWorker("b", "10.0.0.2:8081");
+  map.AssignRoundRobin();
+  for (uint32_t s = 0; s < 4; ++s) EXPECT_EQ(map.Replicas(s).size(), 2u);
+}
+
+TEST(ClusterMap, RaftIdsAreStableAndNeverReused) {
+  ClusterMap map(4);
+  map.UpsertWorker("", "10.0.0.1:8081");  // WORKER_HOSTS entry: no id yet
+  map.UpsertWorker("b", "10.0.0.2:8081");
+  EXPECT_EQ(map.FindWorker("b")->raft_id, 1u);
+  map.UpsertWorker("a", "10.0.0.1:8081");  // learns its id
+  EXPECT_EQ(map.FindWorker("a")->raft_id, 2u);
+  EXPECT_TRUE(map.SetRaftAddress("a", "10.0.0.1:9081"));
+  EXPECT_FALSE(map.SetRaftAddress("a", "10.0.0.1:9081"));
+  EXPECT_FALSE(map.SetRaftAddress("nobody", "x:1"));
+  auto back = ClusterMap::FromJson(map.ToJson());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->FindWorker("a")->raft_id, 2u);
+  EXPECT_EQ(back->FindWorker("a")->raft_address, "10.0.0.1:9081");
+  back->UpsertWorker("c", "10.0.0.3:8081");
+  EXPECT_EQ(back->FindWorker("c")->raft_id, 3u);
+}
+
+TEST(ClusterMap, ReadsTheFirstFormatWithOneOwnerPerShard) {
+  nlohmann::json old = {{"num_shards", 2}, {"version", 3}, {"assigned", true},
+                        {"workers", {{{"id", "w1"}, {"address", "10.0.0.1:8081"}},
+                                     {{"id", "w2"}, {"address", "10.0.0.2:8081"}}}},
+                        {"shard_owners", {"w2", "w1"}}};
+  auto map = ClusterMap::FromJson(old);
+  ASSERT_TRUE(map.ok()) << map.status().ToString();
+  EXPECT_EQ(map->replication_factor(), 1u);
+  EXPECT_EQ(map->Owner(0)->id, "w2");
+  EXPECT_EQ(map->Replicas(1).size(), 1u);
+  EXPECT_EQ(map->FindWorker("w1")->raft_id, 1u);
+  EXPECT_EQ(map->FindWorker("w2")->raft_id, 2u);
 }
 
 TEST(ClusterMap, SaveThenLoad) {
