@@ -1,14 +1,18 @@
 # RaftMetrics: the short commands. Each installs what is missing first.
 #   make run    build and start the embedded default cluster (control :8080, workers :8081, :8082)
-#   make test   build and run every test (unit + integration)
+#   make test   build and run every test (unit + integration), then the fuzz smoke run
 #   make build  build only
 #   make bench  the side-by-side benchmark (bench/compare.sh)
 #   make asan   build and test under AddressSanitizer + UBSan (build-asan/)
+#   make fuzz-smoke  the libFuzzer targets, 15 s each (build-fuzz/, clang; docs/fuzzing.md)
+#   make fuzz   the libFuzzer targets, FUZZ_SECONDS (600) s each
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+FUZZ_SMOKE ?= 1
+FUZZ_SECONDS ?= 600
 
-.PHONY: deps build run test unit integration bench asan format clean
+.PHONY: deps build run test unit integration bench asan fuzz-smoke fuzz format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -24,6 +28,7 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
+	@if [ "$(FUZZ_SMOKE)" = 1 ]; then scripts/fuzz.sh smoke; fi
 
 unit: build
 	@cd $(BUILD) && ctest --output-on-failure -L unit
@@ -40,10 +45,17 @@ bench: deps
 asan: export ASAN_OPTIONS = detect_leaks=0:verify_asan_link_order=0:abort_on_error=1
 asan: export UBSAN_OPTIONS = halt_on_error=1:print_stacktrace=1
 asan:
-	@$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DRM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+	@$(MAKE) test BUILD=build-asan FUZZ_SMOKE=0 CMAKE_FLAGS="-DRM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+
+# libFuzzer + ASan + UBSan (clang, build-fuzz/): any crash, leak, report or hang fails.
+fuzz-smoke: deps
+	@scripts/fuzz.sh smoke
+
+fuzz: deps
+	@scripts/fuzz.sh long $(FUZZ_SECONDS)
 
 format:
 	@find src tests bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

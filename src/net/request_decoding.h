@@ -7,12 +7,13 @@
 // is untrusted: any bytes Beast accepted must decode without failing.
 #pragma once
 
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include "src/net/http_types.h"
+
 #include <string>
 #include <utility>
 
-#include "src/net/http_types.h"
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 
 namespace rm {
 
