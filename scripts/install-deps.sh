@@ -22,6 +22,7 @@ PACKAGES=(
   libuv1-dev liblz4-dev            # raft 0.22.1 (consensus) runs on libuv
   autoconf automake libtool dpkg-dev perl  # build raft from Debian's source package
   debian-archive-keyring           # verifies trixie's source index (scripts/fetch-raft.sh)
+  clang libclang-rt-dev llvm       # libFuzzer targets (scripts/fuzz.sh), symbolized reports
 )
 if [ "${WITH_BENCH:-0}" = 1 ]; then
   PACKAGES+=(victoria-metrics)     # peer for bench/compare.sh
