@@ -12,7 +12,11 @@
 #   5. runs VictoriaMetrics (Debian package `victoria-metrics`; installed with apt-get
 #      when missing) fed the same points as Influx line protocol, 5,000 lines per
 #      request, then times the equivalent overall average through /api/v1/query
-#   6. prints a side-by-side table with ratios and the issue's goals
+#   6. times issue 3's analytics queries Q1-Q6 on all three (bench/queries.py:
+#      RaftMetrics GET /aggregate on the protobuf cluster, VictoriaMetrics MetricsQL;
+#      rm_duckdb_baseline --queries: SQL in bench/duckdb_queries.h), checks that
+#      the answers agree
+#   7. prints side-by-side tables with ratios and the issues' goals
 #
 # Environment (all optional):
 #   POINTS=10000000 HOSTS=1000     dataset size (POINTS=1000000 for a quick run)
@@ -21,9 +25,14 @@
 #   WORKERS=2 RUNS=5               cluster workers / query repetitions (median reported)
 #   SHARDS=16                      shards of the RaftMetrics cluster (`local --shards`)
 #   JSON_FORMAT=json               json or ndjson for the second RaftMetrics run
-#   SKIP_BUILD=1 SKIP_RM=1 SKIP_JSON=1 SKIP_DUCKDB=1 SKIP_VM=1
+#   SKIP_BUILD=1 SKIP_RM=1 SKIP_JSON=1 SKIP_DUCKDB=1 SKIP_VM=1 SKIP_QUERIES=1
+#   QUERIES_ONLY=1                 quick run for the Q1-Q6 part: no JSON cluster, and
+#                                  POINTS=1000000 unless POINTS is given
 #   PROFILE=1                      perf record the nodes during both ingests and during
 #                                  30 /analytics queries (RESULTS/perf-*.txt)
+#   PROFILE_QUERIES="Q5 Q6"        perf record the nodes during 30 repetitions of each
+#                                  listed query (after all timings; RESULTS/perf-query-Qn.txt);
+#                                  PROFILE_QUERIES=all for Q1-Q6
 #   RESULTS=build-bench/bench-results   where logs, perf reports and summary.md go
 #   KEEP=1                         keep the temporary data directories
 #   WAIT_QUIET=600                 first wait up to 600 s for the 1-minute load average to fall
@@ -34,6 +43,10 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD_DIR:-$ROOT/build-bench}
+if [[ -n "${QUERIES_ONLY:-}" ]]; then
+  SKIP_JSON=1
+  POINTS=${POINTS:-1000000}
+fi
 POINTS=${POINTS:-10000000}
 HOSTS=${HOSTS:-1000}
 BATCH=${BATCH:-50000}
@@ -48,6 +61,10 @@ END_S=1704067200  # the dataset's fixed end: 2024-01-01T00:00:00Z
 
 mkdir -p "$RESULTS"
 rm -f "$RESULTS"/perf-*
+QDIR=$RESULTS/queries  # Q1-Q6: timings and answers of every system (bench/queries.py)
+rm -rf "$QDIR"
+mkdir -p "$QDIR"
+[[ "${PROFILE_QUERIES:-}" != all ]] || PROFILE_QUERIES="Q1 Q2 Q3 Q4 Q5 Q6"
 TMP=$(mktemp -d /tmp/rm-bench.XXXXXX)
 PIDS=()  # every background process we started
 
@@ -168,6 +185,8 @@ check_avg() {  # check_avg NAME COUNT AVERAGE
 # sends far more than 1000 requests a minute on purpose.
 export AUTH_TOKENS=${BENCH_TOKEN:-bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}
 export RATE_LIMIT_PER_MINUTE=0
+# A slow shard would otherwise turn a query into a partial answer after 2 s.
+export QUERY_TIMEOUT_MS=${QUERY_TIMEOUT_MS:-60000}
 RM_AUTH=(-H "Authorization: Bearer $AUTH_TOKENS")
 
 # RaftMetrics: start_cluster NAME -> sets CL_PID, CL_URL, CL_DATA, CL_NODES
@@ -277,11 +296,22 @@ if [[ -z "${SKIP_RM:-}" ]]; then
   check_avg RaftMetrics "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' <"$TMP/analytics.json")" \
     "$(python3 -c 'import json,sys; print(repr(json.load(sys.stdin)["average"]))' <"$TMP/analytics.json")"
   echo "   median ${R[rm_query]} ms"
+  if [[ -z "${SKIP_QUERIES:-}" ]]; then
+    log "RaftMetrics: Q1-Q6 through GET /aggregate, median of $RUNS"
+    python3 "$ROOT/bench/queries.py" time --system rm --url "$CL_URL" --token "$AUTH_TOKENS" --runs "$RUNS" \
+      --out "$QDIR" || echo "   WARNING: some RaftMetrics queries failed"
+  fi
   if [[ -n "${PROFILE:-}" ]]; then
     perf_start query
     for _ in $(seq 30); do curl -s -o /dev/null "${RM_AUTH[@]}" "http://$CL_URL/analytics"; done
     perf_stop
   fi
+  for q in ${PROFILE_QUERIES:-}; do
+    log "RaftMetrics: perf during 30 x $q"
+    perf_start "query-$q"
+    python3 "$ROOT/bench/queries.py" repeat --system rm --url "$CL_URL" --token "$AUTH_TOKENS" --query "$q" --times 30
+    perf_stop
+  done
   R[pb_rss]=$(cluster_rss_mb)
   echo "   peak RSS: $(cluster_rss_detail)(sum ${R[pb_rss]} MB)"
   stop_cluster
@@ -314,9 +344,11 @@ fi
 
 # ---------------------------------------------------------------------------
 if [[ -z "${SKIP_DUCKDB:-}" ]]; then
+  DB_QUERIES=()
+  [[ -n "${SKIP_QUERIES:-}" ]] || DB_QUERIES=(--queries --answers "$QDIR/duckdb-answers.json")
   log "DuckDB alone: Appender into one file ($BATCH points per append/commit), then the overall average"
   "$BASELINE" --db "$TMP/baseline.duckdb" --points "$POINTS" --hosts "$HOSTS" --batch "$BATCH" \
-    --runs "$RUNS" --threads "$(nproc)" | tee "$RESULTS/duckdb.txt"
+    --runs "$RUNS" --threads "$(nproc)" "${DB_QUERIES[@]}" | tee "$RESULTS/duckdb.txt"
   R[db_rate]=$(kv points_per_s <"$RESULTS/duckdb.txt")
   R[db_query]=$(kv query_ms <"$RESULTS/duckdb.txt")
   R[db_query4]=$(kv query4_ms <"$RESULTS/duckdb.txt")
@@ -370,6 +402,11 @@ if [[ -z "${SKIP_VM:-}" ]]; then
   log "VictoriaMetrics: $Q_AVG (one pass; equal to the overall average here because every host has the same count)"
   R[vm_query_avg]=$(vm_query "$Q_AVG")
   echo "   answer $(vm_value); median ${R[vm_query_avg]} ms"
+  if [[ -z "${SKIP_QUERIES:-}" ]]; then
+    log "VictoriaMetrics: Q1-Q6 in MetricsQL (every form), median of $RUNS"
+    python3 "$ROOT/bench/queries.py" time --system vm --url "127.0.0.1:$VM_PORT" --runs "$RUNS" --out "$QDIR" ||
+      echo "   WARNING: some VictoriaMetrics queries failed"
+  fi
   R[vm_rss]=$(awk -v k="$(hwm_kb "$VM_PID")" 'BEGIN {printf "%.0f", k / 1024}')
   echo "   peak RSS ${R[vm_rss]} MB"
   kill -TERM "$VM_PID"
@@ -422,4 +459,9 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "" && b != "" && a + 0 >= b 
     [[ "${R[$e]:-0}" == 0 ]] || echo "  WARNING: ${R[$e]} failed requests ($e)"
   done
 } | tee -a "$SUMMARY"
+if [[ -z "${SKIP_QUERIES:-}" ]]; then
+  echo
+  python3 "$ROOT/bench/queries.py" report --dir "$QDIR" --duckdb-log "$RESULTS/duckdb.txt" --runs "$RUNS" \
+    --markdown "$SUMMARY"
+fi
 echo "(logs and reports in $RESULTS)"

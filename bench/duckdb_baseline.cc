@@ -17,7 +17,17 @@
 //          sorted_bytes_per_point=... peak_rss_kb=... correct=0|1
 // sorted_bytes_per_point: the same points copied ORDER BY series_id, ts into a
 // second file, i.e. what clustering by series (a compaction) would store.
+//
+// --queries also times issue 3's Q1-Q6 (bench/duckdb_queries.h) after the
+// ingest and prints one more machine-readable line, medians and extremes in ms:
+//   QUERIES runs=5 Q1_ms=... Q1_min_ms=... Q1_max_ms=... ... Q6_max_ms=...
+// --answers FILE writes their results as JSON for bench/queries.py to compare.
+// --queries-only runs just those on an existing --db file (no ingest).
+// --sql STATEMENT (repeatable) runs statements on an existing --db file, each
+// --runs times, printing the median and the first rows: for layout
+// experiments and EXPLAIN ANALYZE (docs/benchmarks.md, "Q1-Q6").
 #include "bench/dataset.h"
+#include "bench/duckdb_queries.h"
 #include "src/storage/duckdb.h"
 
 #include <CLI/CLI.hpp>
@@ -28,6 +38,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -60,6 +71,58 @@ long PeakRssKb() {
   return ru.ru_maxrss;
 }
 
+// Times Q1-Q6, prints the QUERIES line, writes the answers to `answers_path`
+// (when not empty).
+rm::Status TimeIssueQueries(rm::db::Connection& c, const Dataset& d, int runs, const std::string& answers_path) {
+  nlohmann::json answers = nlohmann::json::object();
+  auto timed = rmbench::RunDuckDbQueries(c, d, runs, &answers);
+  if (!timed.ok()) return timed.status();
+  std::printf("QUERIES runs=%d", runs);
+  for (const auto& q : *timed) {
+    std::printf(" %s_ms=%.2f %s_min_ms=%.2f %s_max_ms=%.2f", q.name.c_str(), q.Median(), q.name.c_str(), q.Min(),
+                q.name.c_str(), q.Max());
+  }
+  std::printf("\n");
+  if (!answers_path.empty()) {
+    std::ofstream(answers_path) << answers.dump(1) << "\n";
+  }
+  return rm::Status::Ok();
+}
+
+// Runs each statement `runs` times on `c`; prints timings and up to 12 rows.
+rm::Status RunStatements(rm::db::Connection& c, const std::vector<std::string>& statements, int runs) {
+  for (const auto& sql : statements) {
+    std::vector<double> times;
+    rm::db::Rows rows;
+    for (int i = 0; i < runs; ++i) {
+      auto t0 = Clock::now();
+      auto r = c.Query(sql);
+      auto t1 = Clock::now();
+      if (!r.ok()) return r.status();
+      times.push_back(Ms(t0, t1));
+      rows = std::move(*r);
+    }
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    std::printf("sql: %s\n  runs ms:", sql.c_str());
+    for (double x : times) std::printf(" %.2f", x);
+    std::printf("  -> median %.2f ms, %zu rows\n", sorted[sorted.size() / 2], rows.size());
+    for (size_t r = 0; r < std::min<size_t>(rows.size(), 12); ++r) {
+      for (size_t col = 0; col < rows.columns(); ++col) {
+        if (rows.IsNull(col, r)) {
+          std::printf("%sNULL", col ? " | " : "  ");
+        } else if (!rows.Text(col, r).empty()) {
+          std::printf("%s%s", col ? " | " : "  ", rows.Text(col, r).c_str());
+        } else {
+          std::printf("%s%.10g", col ? " | " : "  ", rows.Double(col, r));
+        }
+      }
+      std::printf("\n");
+    }
+  }
+  return rm::Status::Ok();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,6 +132,10 @@ int main(int argc, char** argv) {
   int threads = 2;
   int runs = 5;
   std::string memory_limit = "4GB";
+  bool queries = false;
+  bool queries_only = false;
+  std::string answers_path;
+  std::vector<std::string> statements;
 
   CLI::App app{"DuckDB alone: Appender ingest and overall-average query over the benchmark dataset"};
   app.add_option("--db", path, "DuckDB file to create (replaced if present)");
@@ -79,7 +146,28 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "DuckDB threads")->check(CLI::Range(1, 256));
   app.add_option("--memory-limit", memory_limit, "DuckDB memory_limit");
   app.add_option("--runs", runs, "Query repetitions (the median is reported)")->check(CLI::Range(1, 1000));
+  app.add_flag("--queries", queries, "Also time issue 3's queries Q1-Q6 (bench/duckdb_queries.h)");
+  app.add_flag("--queries-only", queries_only, "Only time Q1-Q6 on the existing --db file");
+  app.add_option("--answers", answers_path, "Write Q1-Q6's results to this JSON file");
+  app.add_option("--sql", statements, "Run this statement on the existing --db file (repeatable)");
   CLI11_PARSE(app, argc, argv);
+
+  if (!statements.empty()) {
+    auto db = rm::db::Database::Open(path, {{"threads", std::to_string(threads)}, {"memory_limit", memory_limit}});
+    if (!db.ok()) return Fail(db.status());
+    auto conn = (*db)->Connect();
+    if (!conn.ok()) return Fail(conn.status());
+    rm::Status s = RunStatements(**conn, statements, runs);
+    return s.ok() ? 0 : Fail(s);
+  }
+  if (queries_only) {
+    auto db = rm::db::Database::Open(path, {{"threads", std::to_string(threads)}, {"memory_limit", memory_limit}});
+    if (!db.ok()) return Fail(db.status());
+    auto conn = (*db)->Connect();
+    if (!conn.ok()) return Fail(conn.status());
+    rm::Status s = TimeIssueQueries(**conn, d, runs, answers_path);
+    return s.ok() ? 0 : Fail(s);
+  }
 
   std::error_code ec;
   std::filesystem::remove(path, ec);
@@ -180,7 +268,11 @@ int main(int argc, char** argv) {
                        all4->count == expected.count;
   if (!correct) std::printf("WARNING: the query result does not match the dataset\n");
 
-  const long peak_rss_kb = PeakRssKb();  // ingest and queries (the sorted copy below sorts in memory)
+  const long peak_rss_kb = PeakRssKb();  // ingest and the average queries (the sorted copy below sorts in memory)
+  if (queries) {  // after the RSS reading: quantile_cont holds the values it ranks
+    s = TimeIssueQueries(c, d, runs, answers_path);
+    if (!s.ok()) return Fail(s);
+  }
 
   // The same points clustered by series and time, as a compaction would leave
   // them: how much of the file size is the arrival order's fault.
