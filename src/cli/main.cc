@@ -42,6 +42,8 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
       ->envname("SHARDS")->check(CLI::Range(1, 4096));
   app->add_option("--replication-factor", f.node.replication_factor, "Replicas per shard (1 until Raft)")
       ->envname("REPLICATION_FACTOR");
+  app->add_option("--raft-port", f.node.raft_port, "Worker: port for the Raft traffic of all its shards (default: HTTP port + 1000)")
+      ->envname("RAFT_PORT")->check(CLI::Range(0, 65535));
   app->add_option("--min-workers", f.node.min_workers,
                   "Control: place shards once this many workers are known (default: the WORKER_HOSTS count, or 1)")
       ->envname("MIN_WORKERS");
@@ -90,9 +92,8 @@ std::string DefaultToken() {
 int Finish(Flags& f, const std::string& role) {
   rm::NodeConfig c = f.node;
   c.role = role;
-  if (c.replication_factor != 1) {
-    spdlog::critical("--replication-factor {} is not supported yet: only 1 until Raft replication lands",
-                     c.replication_factor);
+  if (c.replication_factor < 1 || c.replication_factor > 7) {
+    spdlog::critical("--replication-factor must be between 1 and 7, not {}", c.replication_factor);
     return 2;
   }
   if (f.port < 0) f.port = role == "control" ? 8080 : 8081;
@@ -163,9 +164,8 @@ int main(int argc, char** argv) {
     return rm::RunStats(stats_options);
   }
   if (local->parsed()) {
-    if (local_options.replication_factor != 1) {
-      spdlog::critical("--replication-factor {} is not supported yet: only 1 until Raft replication lands",
-                       local_options.replication_factor);
+    if (local_options.replication_factor < 1 || local_options.replication_factor > 7) {
+      spdlog::critical("--replication-factor must be between 1 and 7, not {}", local_options.replication_factor);
       return 2;
     }
     std::error_code ec;

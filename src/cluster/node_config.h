@@ -22,6 +22,7 @@ struct NodeConfig {
   std::string control_host;               // worker: register with this control node
   uint32_t shards = 16;
   uint32_t replication_factor = 1;
+  int raft_port = -1;        // worker: Raft traffic of all its shards; < 0 = HTTP port + 1000
   uint32_t min_workers = 0;  // shards are assigned once this many workers are known
 
   // Timeouts and limits.

@@ -3,6 +3,7 @@
 #include "src/common/time_util.h"
 #include "src/partition/partitioner.h"
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <random>
@@ -19,7 +20,8 @@ bool WriteSummary::all_ok() const {
 Status WriteSummary::FailureStatus(const std::string& idempotency_key) const {
   nlohmann::json failed = nlohmann::json::array();
   nlohmann::json stored = nlohmann::json::array();
-  bool all_full = true, all_storage = true;
+  bool all_full = true, all_storage = true, any_raft = false;
+  uint64_t term = 0;
   uint64_t available = UINT64_MAX;
   for (const auto& s : shards) {
     if (s.ok) {
@@ -28,6 +30,8 @@ Status WriteSummary::FailureStatus(const std::string& idempotency_key) const {
       failed.push_back({{"shard", s.shard}, {"worker_node", s.worker_id}, {"points", s.points},
                         {"reason", s.error.message()}});
       all_full &= s.error.code() == Code::kStorageFull;
+      any_raft |= s.error.code() == Code::kRaft || (replication_factor > 1 && s.error_code == "UNREACHABLE");
+      term = std::max(term, s.term);
       all_storage &= s.error.code() == Code::kStorage || s.error.code() == Code::kStorageFull;
       if (s.error.code() == Code::kStorageFull && s.error.details().contains("available_bytes")) {
         available = std::min(available, s.error.details()["available_bytes"].get<uint64_t>());
@@ -49,6 +53,14 @@ Status WriteSummary::FailureStatus(const std::string& idempotency_key) const {
     return Status(all_full ? Code::kStorageFull : Code::kStorage, "Failed to write data", std::move(details));
   }
   details["retry_after"] = "1s";
+  if (any_raft) {
+    // Seed 001's consensus error: what a quorum needs. available_nodes is a
+    // lower bound: the replicas that answered at all.
+    details["term"] = term;
+    details["required_nodes"] = replication_factor / 2 + 1;
+    details["replication_factor"] = replication_factor;
+    return Status(Code::kRaft, "Failed to achieve consensus; retry with the same Idempotency-Key", std::move(details));
+  }
   return Status(Code::kUnavailable, "Some shards could not store the write; retry with the same Idempotency-Key",
                 std::move(details));
 }
@@ -70,26 +82,28 @@ WriteSummary DispatchWrites(const ClusterMap& map,
                             std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
                             HttpClient& client, std::chrono::milliseconds timeout,
                             const std::string& self_id, const std::string& cluster_secret,
-                            const LocalApply& apply_local) {
+                            const LocalApply& apply_local, const RouteFn& route, const LeaderFn& learned_leader) {
   WriteSummary summary;
-  std::map<std::string, raftmetrics::v1::ShardWriteRequest> by_worker;  // worker id -> request
-  std::map<uint32_t, size_t> index;  // shard -> position in summary.shards
+  summary.replication_factor = map.replication_factor();
+  std::map<uint32_t, size_t> index;                // shard -> position in summary.shards
+  std::map<uint32_t, const WorkerInfo*> target;    // shard -> worker to send to this round
   for (auto& [shard, cmd] : commands) {
     ShardWriteOutcome o;
     o.shard = shard;
     o.points = PointCount(cmd);
     summary.total_points += o.points;
-    const WorkerInfo* owner = map.Owner(shard);
-    if (!owner) {
+    const WorkerInfo* to = route ? route(shard) : nullptr;
+    if (!to) to = map.Owner(shard);
+    if (!to) {
       o.error = Status(Code::kUnavailable, "shard has no worker yet (cluster not ready)");
     } else {
-      o.worker_id = owner->id;
-      *by_worker[owner->id].add_commands() = std::move(cmd);
+      target[shard] = to;
     }
     index[shard] = summary.shards.size();
     summary.shards.push_back(std::move(o));
   }
 
+  std::map<uint32_t, std::string> hint;  // shard -> leader named by a NOT_LEADER answer
   auto record = [&](const raftmetrics::v1::ShardWriteResult& r) {
     auto it = index.find(r.shard());
     if (it == index.end()) return;
@@ -97,48 +111,75 @@ WriteSummary DispatchWrites(const ClusterMap& map,
     o.ok = r.ok();
     o.stored = r.stored();
     o.duplicate = r.duplicate();
+    o.error_code = r.ok() ? "" : r.error_code();
+    o.term = r.term();
     if (!r.ok()) {
       if (r.disk_full()) {
         o.error = Status(Code::kStorageFull, r.error(), {{"available_bytes", r.available_bytes()}});
+      } else if (r.error_code() == "NOT_LEADER" || r.error_code() == "RAFT_ERROR") {
+        o.error = Status(Code::kRaft, r.error());
+        if (!r.leader_hint().empty()) hint[r.shard()] = r.leader_hint();
       } else {
         o.error = Status(r.error_code() == "STORAGE_ERROR" ? Code::kStorage : Code::kUnavailable, r.error());
       }
     }
   };
 
-  std::vector<std::pair<std::string, std::future<Result<HttpResponse>>>> pending;
-  for (auto& [worker_id, req] : by_worker) {
-    if (worker_id == self_id && apply_local) continue;
-    OutgoingRequest out;
-    out.method = "POST";
-    out.target = "/internal/write";
-    out.content_type = "application/x-protobuf";
-    out.headers = InternalHeaders(cluster_secret);
-    out.body = req.SerializeAsString();
-    pending.emplace_back(worker_id, client.Start(map.FindWorker(worker_id)->address, std::move(out), timeout));
-  }
-  if (auto self = by_worker.find(self_id); self != by_worker.end() && apply_local) {
-    for (const auto& cmd : self->second.commands()) record(apply_local(cmd));
-  }
-  for (auto& [worker_id, fut] : pending) {
-    Result<HttpResponse> resp = fut.get();
-    raftmetrics::v1::ShardWriteResponse parsed;
-    Status failure;
-    if (!resp.ok()) {
-      failure = resp.status();
-    } else if (resp->status != 200 || !parsed.ParseFromString(resp->body)) {
-      failure = Status(Code::kUnavailable, "worker " + worker_id + " answered HTTP " +
-                                               std::to_string(resp->status));
+  for (int round = 0; round < 3 && !target.empty(); ++round) {
+    std::map<std::string, raftmetrics::v1::ShardWriteRequest> by_worker;  // worker id -> request
+    for (const auto& [shard, to] : target) {
+      summary.shards[index[shard]].worker_id = to->id;
+      *by_worker[to->id].add_commands() = commands[shard];
     }
-    if (failure.ok()) {
-      for (const auto& r : parsed.results()) record(r);
-      continue;
+    std::vector<std::pair<std::string, std::future<Result<HttpResponse>>>> pending;
+    for (auto& [worker_id, req] : by_worker) {
+      if (worker_id == self_id && apply_local) continue;
+      OutgoingRequest out;
+      out.method = "POST";
+      out.target = "/internal/write";
+      out.content_type = "application/x-protobuf";
+      out.headers = InternalHeaders(cluster_secret);
+      out.body = req.SerializeAsString();
+      pending.emplace_back(worker_id, client.Start(map.FindWorker(worker_id)->address, std::move(out), timeout));
     }
-    for (const auto& cmd : by_worker[worker_id].commands()) {
-      auto& o = summary.shards[index[cmd.shard()]];
-      o.ok = false;
-      o.error = failure;
+    if (auto self = by_worker.find(self_id); self != by_worker.end() && apply_local) {
+      for (const auto& cmd : self->second.commands()) record(apply_local(cmd));
     }
+    for (auto& [worker_id, fut] : pending) {
+      Result<HttpResponse> resp = fut.get();
+      raftmetrics::v1::ShardWriteResponse parsed;
+      Status failure;
+      if (!resp.ok()) {
+        failure = resp.status();
+      } else if (resp->status != 200 || !parsed.ParseFromString(resp->body)) {
+        failure = Status(Code::kUnavailable, "worker " + worker_id + " answered HTTP " +
+                                                 std::to_string(resp->status));
+      }
+      if (failure.ok()) {
+        for (const auto& r : parsed.results()) record(r);
+        continue;
+      }
+      for (const auto& cmd : by_worker[worker_id].commands()) {
+        auto& o = summary.shards[index[cmd.shard()]];
+        o.ok = false;
+        o.error = failure;
+        o.error_code = "UNREACHABLE";
+      }
+    }
+    // Next round: shards whose replica was not the leader, to the leader it
+    // named. Without a name (an election is under way) the client retries.
+    std::map<uint32_t, const WorkerInfo*> next;
+    for (const auto& [shard, to] : target) {
+      const auto& o = summary.shards[index[shard]];
+      if (o.ok || o.error_code != "NOT_LEADER") continue;
+      auto h = hint.find(shard);
+      if (h == hint.end() || h->second == to->id) continue;
+      if (const WorkerInfo* leader = map.FindWorker(h->second)) {
+        next[shard] = leader;
+        if (learned_leader) learned_leader(shard, leader->id);
+      }
+    }
+    target.swap(next);
   }
   for (auto& o : summary.shards) {
     if (!o.ok && o.error.ok()) {

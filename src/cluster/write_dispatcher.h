@@ -27,24 +27,35 @@ struct ShardWriteOutcome {
   uint64_t stored = 0;     // points stored (first application, also on a duplicate)
   bool duplicate = false;
   Status error;            // when !ok
+  std::string error_code;  // the worker's code when !ok (NOT_LEADER, RAFT_ERROR, ...)
+  uint64_t term = 0;       // RAFT_ERROR: the group's term
 };
 
 struct WriteSummary {
   std::vector<ShardWriteOutcome> shards;
   uint64_t total_points = 0;
   uint64_t stored_points = 0;
+  uint32_t replication_factor = 1;  // for RAFT_ERROR's required_nodes
   bool all_ok() const;
   // 503 in the seed's error shape saying what was stored and what failed.
   Status FailureStatus(const std::string& idempotency_key) const;
 };
 
 using LocalApply = std::function<raftmetrics::v1::ShardWriteResult(const raftmetrics::v1::ShardCommand&)>;
+// Which worker to try first for a shard (nullptr: its owner).
+using RouteFn = std::function<const WorkerInfo*(uint32_t shard)>;
+// Told the leader of a shard learnt from a NOT_LEADER answer.
+using LeaderFn = std::function<void(uint32_t shard, const std::string& worker_id)>;
 
+// With replicated shards a command goes to the shard's leader: a replica that
+// is not the leader answers NOT_LEADER naming it, and the command follows the
+// hint (or the next replica) for up to two more rounds.
 WriteSummary DispatchWrites(const ClusterMap& map,
                             std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
                             HttpClient& client, std::chrono::milliseconds timeout,
                             const std::string& self_id, const std::string& cluster_secret,
-                            const LocalApply& apply_local);
+                            const LocalApply& apply_local, const RouteFn& route = nullptr,
+                            const LeaderFn& learned_leader = nullptr);
 
 // A key for writes that came without one, unique per process and call: makes
 // the node's own retries (stale keep-alive connections) safe.

@@ -26,6 +26,7 @@ enum class Code {
   kRateLimited,      // RATE_LIMIT_EXCEEDED, 429
   kUnavailable,      // a shard or worker cannot be reached (503)
   kTimeout,          // a deadline passed (503)
+  kRaft,             // no quorum / no leader for a shard (RAFT_ERROR, 503)
   kStorage,          // DuckDB or the file system failed (STORAGE_ERROR, 500)
   kStorageFull,      // the disk is full (STORAGE_ERROR, 507)
   kInternal,         // a bug or an unexpected state (INTERNAL_ERROR, 500)

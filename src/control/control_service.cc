@@ -121,9 +121,11 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
   options.key_expires_us = now + (client_key.empty() ? 600LL : config_.idempotency_ttl_s) * 1000000LL;
   const bool is_batch = parsed->is_batch;
   auto commands = SplitIntoShardCommands(std::move(*parsed), map.num_shards(), options);
-  WriteSummary summary = DispatchWrites(map, std::move(commands), client_,
-                                        std::chrono::milliseconds(config_.write_timeout_ms), "",
-                                        config_.cluster_secret, nullptr);
+  WriteSummary summary = DispatchWrites(
+      map, std::move(commands), client_, std::chrono::milliseconds(config_.write_timeout_ms), "",
+      config_.cluster_secret, nullptr,
+      [&](uint32_t shard) { return workers_.ReadTarget(map, shard); },  // the leader when known
+      [this](uint32_t shard, const std::string& id) { workers_.SetLeaderHint(shard, id); });
   if (!summary.all_ok()) {
     return ErrorResponse(summary.FailureStatus(client_key.empty() ? "" : client_key));
   }
@@ -165,8 +167,13 @@ std::vector<ControlService::ScatterReply> ControlService::Scatter(
     const std::function<std::string(const std::vector<uint32_t>&)>& make_body) {
   std::vector<ScatterReply> replies;
   std::vector<std::future<Result<HttpResponse>>> pending;
+  // Each shard is asked of exactly one replica (its leader when known).
+  std::map<std::string, std::vector<uint32_t>> shards_of;
+  for (uint32_t s = 0; map.assigned() && s < map.num_shards(); ++s) {
+    if (const WorkerInfo* w = workers_.ReadTarget(map, s)) shards_of[w->id].push_back(s);
+  }
   for (const auto& w : map.workers()) {
-    ScatterReply r{&w, map.ShardsOf(w.id), Status(Code::kUnavailable, "not sent")};
+    ScatterReply r{&w, shards_of[w.id], Status(Code::kUnavailable, "not sent")};
     OutgoingRequest out;
     out.method = "POST";
     out.target = target;

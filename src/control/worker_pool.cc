@@ -66,6 +66,36 @@ std::map<std::string, WorkerHealth> WorkerPool::Health() const {
   return health_;
 }
 
+std::string WorkerPool::LeaderHint(uint32_t shard) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = leaders_.find(shard);
+  return it == leaders_.end() ? "" : it->second;
+}
+
+void WorkerPool::SetLeaderHint(uint32_t shard, const std::string& worker_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  leaders_[shard] = worker_id;
+}
+
+const WorkerInfo* WorkerPool::ReadTarget(const ClusterMap& map, uint32_t shard) const {
+  auto replicas = map.Replicas(shard);
+  if (replicas.size() <= 1) return map.Owner(shard);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto healthy = [&](const WorkerInfo* w) {
+    auto it = health_.find(w->address);
+    return it != health_.end() && it->second.healthy;
+  };
+  if (auto it = leaders_.find(shard); it != leaders_.end()) {
+    for (const WorkerInfo* w : replicas) {
+      if (w->id == it->second && healthy(w)) return w;
+    }
+  }
+  for (const WorkerInfo* w : replicas) {
+    if (healthy(w)) return w;
+  }
+  return replicas.front();
+}
+
 void WorkerPool::MaybeAssignLocked() {
   if (map_.assigned()) return;
   size_t known = 0;
@@ -132,8 +162,21 @@ bool WorkerPool::CheckAll() {
     if (!ok) continue;
     h.last_ok_us = NowMicros();
     h.last_report = report;
-    // A WORKER_HOSTS entry learns its id from the worker itself.
-    if (map_.UpsertWorker(report["node_id"].get<std::string>(), address)) {
+    const std::string id = report["node_id"].get<std::string>();
+    // Leaders of replicated shards, as the worker sees its groups.
+    if (report.contains("raft_status") && report["raft_status"].contains("groups")) {
+      for (const auto& g : report["raft_status"]["groups"]) {
+        if (g.value("role", "") == "leader") leaders_[g.value("shard", 0u)] = id;
+      }
+    }
+    // A WORKER_HOSTS entry learns its id from the worker itself; Raft addresses
+    // come the same way.
+    bool changed = map_.UpsertWorker(id, address);
+    if (report.contains("raft_address") && report["raft_address"].is_string() &&
+        !report["raft_address"].get<std::string>().empty()) {
+      changed |= map_.SetRaftAddress(id, report["raft_address"].get<std::string>());
+    }
+    if (changed) {
       MaybeAssignLocked();
       Status s = PersistLocked();
       if (!s.ok()) spdlog::error("cannot persist cluster map: {}", s.ToString());

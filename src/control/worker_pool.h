@@ -38,6 +38,14 @@ class WorkerPool {
   ClusterMap Snapshot() const;
   std::map<std::string, WorkerHealth> Health() const;  // by address
 
+  // Replicated shards: the worker believed to lead `shard` ("" = unknown),
+  // from health reports and NOT_LEADER answers.
+  std::string LeaderHint(uint32_t shard) const;
+  void SetLeaderHint(uint32_t shard, const std::string& worker_id);
+  // The worker to ask for `shard`: its leader when known and healthy, else a
+  // healthy replica, else its owner (nullptr before assignment). Points into `map`.
+  const WorkerInfo* ReadTarget(const ClusterMap& map, uint32_t shard) const;
+
  private:
   void HealthLoop();
   // Health-checks every worker once; true when the map changed meanwhile.
@@ -53,6 +61,7 @@ class WorkerPool {
   mutable std::mutex mu_;
   ClusterMap map_;                                // guarded by mu_
   std::map<std::string, WorkerHealth> health_;    // by address; guarded by mu_
+  std::map<uint32_t, std::string> leaders_;       // shard -> worker id; guarded by mu_
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -15,6 +15,7 @@ int HttpStatusFor(Code code) {
     case Code::kRateLimited: return 429;
     case Code::kUnavailable: return 503;
     case Code::kTimeout: return 503;
+    case Code::kRaft: return 503;
     case Code::kStorage: return 500;
     case Code::kStorageFull: return 507;
     case Code::kInternal: return 500;
@@ -35,6 +36,7 @@ const char* ErrorCodeName(Code code) {
     case Code::kRateLimited: return "RATE_LIMIT_EXCEEDED";
     case Code::kUnavailable: return "UNAVAILABLE";
     case Code::kTimeout: return "TIMEOUT";
+    case Code::kRaft: return "RAFT_ERROR";
     case Code::kStorage: return "STORAGE_ERROR";
     case Code::kStorageFull: return "STORAGE_ERROR";
     case Code::kInternal: return "INTERNAL_ERROR";

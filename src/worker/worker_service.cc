@@ -99,6 +99,11 @@ Status WorkerService::Open() {
 
 void WorkerService::StartRegistration(uint16_t port) {
   advertise_ = config_.advertise.empty() ? "127.0.0.1:" + std::to_string(port) : config_.advertise;
+  const int raft_port = config_.raft_port >= 0 ? config_.raft_port : port + 1000;
+  const std::string host = advertise_.substr(0, advertise_.rfind(':'));
+  replicas_ = std::make_unique<ReplicaHost>(config_.node_id, config_.bind + ":" + std::to_string(raft_port),
+                                            host + ":" + std::to_string(raft_port), config_.db_path, shards_);
+  if (auto map = CurrentMap()) replicas_->Sync(*map);
   if (!config_.control_host.empty()) {
     registration_ = std::thread([this] { RegistrationLoop(); });
   }
@@ -111,6 +116,7 @@ void WorkerService::Stop() {
   }
   stop_cv_.notify_all();
   if (registration_.joinable()) registration_.join();
+  if (replicas_) replicas_->Close();
 }
 
 void WorkerService::RegistrationLoop() {
@@ -155,6 +161,7 @@ pb::ShardWriteResult WorkerService::ApplyLocal(const pb::ShardCommand& command) 
   pb::ShardWriteResult result;
   result.set_shard(command.shard());
   auto map = CurrentMap();
+  if (map && map->replication_factor() >= 2) return ApplyReplicated(*map, command);
   const WorkerInfo* owner = map ? map->Owner(command.shard()) : nullptr;
   if (!owner || owner->id != config_.node_id) {
     // Storing a shard we do not own would split its data over two workers.
@@ -180,6 +187,41 @@ pb::ShardWriteResult WorkerService::ApplyLocal(const pb::ShardCommand& command) 
   if (!outcome->duplicate) points_inserted_.Add({}, static_cast<double>(outcome->stored));
   result.set_stored(outcome->stored);
   result.set_duplicate(outcome->duplicate);
+  return result;
+}
+
+pb::ShardWriteResult WorkerService::ApplyReplicated(const ClusterMap& map, const pb::ShardCommand& command) {
+  pb::ShardWriteResult result;
+  result.set_shard(command.shard());
+  result.set_ok(false);
+  raft::ShardReplica* replica = replicas_ ? replicas_->Find(command.shard()) : nullptr;
+  if (!replica) {
+    result.set_error("shard " + std::to_string(command.shard()) + " has no running replica on " + config_.node_id);
+    result.set_error_code("UNAVAILABLE");
+    return result;
+  }
+  Result<ApplyOutcome> outcome = replica->Write(command, std::chrono::milliseconds(config_.write_timeout_ms));
+  if (outcome.ok()) {
+    result.set_ok(true);
+    if (!outcome->duplicate) points_inserted_.Add({}, static_cast<double>(outcome->stored));
+    result.set_stored(outcome->stored);
+    result.set_duplicate(outcome->duplicate);
+    return result;
+  }
+  const Status& st = outcome.status();
+  result.set_error(st.ToString());
+  if (st.details().contains("leader_id")) {
+    // Not the leader: name the worker that is, so the caller can go there.
+    result.set_error_code("NOT_LEADER");
+    const uint64_t leader = st.details()["leader_id"].get<uint64_t>();
+    for (const auto& w : map.workers()) {
+      if (leader != 0 && w.raft_id == leader) result.set_leader_hint(w.id);
+    }
+  } else {
+    result.set_error_code(st.code() == Code::kTimeout ? "RAFT_ERROR" : ErrorCodeName(st.code()));
+    raft::RaftStatus rs = replica->GetStatus();
+    result.set_term(rs.term);
+  }
   return result;
 }
 
@@ -333,6 +375,23 @@ HttpResponse WorkerService::HandleCompute(HttpRequest& req) {
   return JsonResponse(out);
 }
 
+nlohmann::json WorkerService::RaftStatusJson(const ClusterMap* map) {
+  nlohmann::json groups = replicas_ ? replicas_->GroupsJson(map) : nlohmann::json::array();
+  if (groups.empty()) {
+    return {{"role", "standalone"}, {"term", 0}, {"leader_id", config_.node_id}, {"last_heartbeat", nullptr},
+            {"groups", groups}};
+  }
+  // Summary: leader of how many groups, highest term, most advanced log.
+  uint64_t term = 0, last_log = 0, leading = 0;
+  for (const auto& g : groups) {
+    term = std::max(term, g["term"].get<uint64_t>());
+    last_log = std::max(last_log, g["last_log_index"].get<uint64_t>());
+    leading += g["role"] == "leader";
+  }
+  return {{"role", leading ? "leader" : "follower"}, {"term", term}, {"last_log_index", last_log},
+          {"leader_of", leading}, {"groups", groups}};
+}
+
 nlohmann::json WorkerService::HealthJson() {
   const int64_t uptime_s = (NowMicros() - started_us_) / 1000000;
   const uint64_t used = shards_.DiskBytes();
@@ -361,8 +420,8 @@ nlohmann::json WorkerService::HealthJson() {
           {"shards", shards},
           {"shard_points", shard_points},
           {"cluster_map_version", map ? map->version() : 0},
-          {"raft_status",
-           {{"role", "standalone"}, {"term", 0}, {"leader_id", config_.node_id}, {"last_heartbeat", nullptr}}}};
+          {"raft_address", replicas_ ? replicas_->advertise() : ""},
+          {"raft_status", RaftStatusJson(map ? &*map : nullptr)}};
 }
 
 HttpResponse WorkerService::HandleHealth(HttpRequest&) { return JsonResponse(HealthJson()); }
@@ -470,6 +529,7 @@ HttpResponse WorkerService::HandleInternalMap(HttpRequest& req) {
     Status s = map->Save(config_.db_path + "/cluster_map.json");
     if (!s.ok()) spdlog::warn("cannot persist cluster map: {}", s.ToString());
   }
+  if (replicas_) replicas_->Sync(*map);
   return JsonResponse(HealthJson());
 }
 

@@ -13,6 +13,7 @@
 #include "src/net/http_client.h"
 #include "src/net/router.h"
 #include "src/observability/metrics_registry.h"
+#include "src/worker/replica_host.h"
 #include "src/worker/shard_registry.h"
 
 #include <atomic>
@@ -50,9 +51,12 @@ class WorkerService {
   HttpResponse HandleInternalAggregate(HttpRequest& req);
 
   nlohmann::json HealthJson();
+  nlohmann::json RaftStatusJson(const ClusterMap* map);
   std::optional<ClusterMap> CurrentMap();
   // Applies one command to a local shard, refusing shards this worker does not own.
   raftmetrics::v1::ShardWriteResult ApplyLocal(const raftmetrics::v1::ShardCommand& command);
+  // The same through the shard's Raft group (replication factor >= 2).
+  raftmetrics::v1::ShardWriteResult ApplyReplicated(const ClusterMap& map, const raftmetrics::v1::ShardCommand& command);
   void RegistrationLoop();
 
   // Gauges mirroring the shards (bytes, points, which shards this node leads).
@@ -76,6 +80,7 @@ class WorkerService {
   std::condition_variable stop_cv_;
   bool stopping_ = false;
   std::thread registration_;
+  std::unique_ptr<ReplicaHost> replicas_;  // set by StartRegistration (knows the ports)
 };
 
 }  // namespace rm

@@ -107,12 +107,13 @@ class EnvTest(unittest.TestCase):
         p = self.run_binary([], clean_env(NODE_ROLE="janitor"))
         self.assertNotEqual(p.returncode, 0, p.stdout[-2000:])
 
-    def test_replication_factor_only_1(self):
-        port = R.free_port()
-        p = self.run_binary([], clean_env(NODE_ROLE="worker", NODE_ID="1", PORT=str(port),
-                                          DB_PATH=os.path.join(self.dir, "rf"), REPLICATION_FACTOR="3"))
-        self.assertNotEqual(p.returncode, 0, p.stdout[-2000:])
-        self.assertIn(b"replication", p.stdout.lower())
+    def test_replication_factor_out_of_range(self):
+        for bad in ("0", "9"):
+            port = R.free_port()
+            p = self.run_binary([], clean_env(NODE_ROLE="worker", NODE_ID="1", PORT=str(port),
+                                              DB_PATH=os.path.join(self.dir, "rf"), REPLICATION_FACTOR=bad))
+            self.assertNotEqual(p.returncode, 0, p.stdout[-2000:])
+            self.assertIn(b"replication", p.stdout.lower())
 
 
 if __name__ == "__main__":
