@@ -15,7 +15,7 @@ struct LocalOptions {
   uint16_t first_worker_port = 8081;
   int workers = 2;
   uint32_t shards = 16;
-  uint32_t replication_factor = 1;
+  uint32_t replication_factor = 0;  // 0: 3 with >= 3 workers, else 1
   std::string bind = "127.0.0.1";
   // Security: with neither tokens nor a tokens file, a token is generated (or
   // reused from <data>/token) and printed. A cluster secret is generated per run

@@ -40,7 +40,7 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
       ->envname("CONTROL_HOST");
   app->add_option("--shards", f.node.shards, "Number of shards (fixed for the cluster's life)")
       ->envname("SHARDS")->check(CLI::Range(1, 4096));
-  app->add_option("--replication-factor", f.node.replication_factor, "Replicas per shard (1 until Raft)")
+  app->add_option("--replication-factor", f.node.replication_factor, "Replicas per shard; 0 = 3 with >= 3 workers, else 1")
       ->envname("REPLICATION_FACTOR");
   app->add_option("--raft-port", f.node.raft_port, "Worker: port for the Raft traffic of all its shards (default: HTTP port + 1000)")
       ->envname("RAFT_PORT")->check(CLI::Range(0, 65535));
@@ -92,8 +92,8 @@ std::string DefaultToken() {
 int Finish(Flags& f, const std::string& role) {
   rm::NodeConfig c = f.node;
   c.role = role;
-  if (c.replication_factor < 1 || c.replication_factor > 7) {
-    spdlog::critical("--replication-factor must be between 1 and 7, not {}", c.replication_factor);
+  if (c.replication_factor > 7) {
+    spdlog::critical("--replication-factor must be between 1 and 7 (0: automatic), not {}", c.replication_factor);
     return 2;
   }
   if (f.port < 0) f.port = role == "control" ? 8080 : 8081;
@@ -164,8 +164,9 @@ int main(int argc, char** argv) {
     return rm::RunStats(stats_options);
   }
   if (local->parsed()) {
-    if (local_options.replication_factor < 1 || local_options.replication_factor > 7) {
-      spdlog::critical("--replication-factor must be between 1 and 7, not {}", local_options.replication_factor);
+    if (local_options.replication_factor > 7) {
+      spdlog::critical("--replication-factor must be between 1 and 7 (0: automatic), not {}",
+                       local_options.replication_factor);
       return 2;
     }
     std::error_code ec;

@@ -105,7 +105,10 @@ void ClusterMap::AssignRoundRobin() {
     if (!w.id.empty()) ids.push_back(w.id);
   }
   RM_CHECK(!ids.empty(), "assignment needs at least one worker");
-  const size_t rf = std::min<size_t>(std::max<uint32_t>(1, replication_factor_), ids.size());
+  // Unset (0): 3 copies when there are at least 3 workers (a 2-replica group
+  // survives no failure, so 2 workers keep 1), fixed from now on.
+  if (replication_factor_ == 0) replication_factor_ = ids.size() >= 3 ? 3 : 1;
+  const size_t rf = std::min<size_t>(replication_factor_, ids.size());
   for (uint32_t s = 0; s < num_shards_; ++s) {
     replicas_[s].clear();
     for (size_t k = 0; k < rf; ++k) replicas_[s].push_back(ids[(s + k) % ids.size()]);

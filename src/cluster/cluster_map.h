@@ -33,6 +33,7 @@ struct WorkerInfo {
 class ClusterMap {
  public:
   ClusterMap() = default;
+  // replication_factor 0: decided at assignment (3 with >= 3 workers, else 1).
   explicit ClusterMap(uint32_t num_shards, uint32_t replication_factor = 1)
       : num_shards_(num_shards), replication_factor_(replication_factor), replicas_(num_shards) {}
 

@@ -21,7 +21,7 @@ struct NodeConfig {
   std::vector<std::string> worker_hosts;  // static WORKER_HOSTS
   std::string control_host;               // worker: register with this control node
   uint32_t shards = 16;
-  uint32_t replication_factor = 1;
+  uint32_t replication_factor = 0;  // 0: 3 when shards are placed on >= 3 workers, else 1
   int raft_port = -1;        // worker: Raft traffic of all its shards; < 0 = HTTP port + 1000
   uint32_t min_workers = 0;  // shards are assigned once this many workers are known
 

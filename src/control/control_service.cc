@@ -349,7 +349,7 @@ HttpResponse ControlService::HandleHealth(HttpRequest&) {
       {"worker_nodes", {{"total", map.workers().size()}, {"healthy", healthy}}},
       {"workers", workers},
       {"shards", map.num_shards()},
-      {"replication_factor", config_.replication_factor},
+      {"replication_factor", map.assigned() ? map.replication_factor() : config_.replication_factor},
       {"cluster_ready", map.assigned()},
       {"raft_status", {{"role", "standalone"}, {"term", 0}, {"last_log_index", map.version()}}},
   };

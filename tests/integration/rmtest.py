@@ -671,6 +671,7 @@ class Cluster(object):
         for i, port in enumerate(worker_ports, start=1):
             wid = "worker-%d" % i
             args = ["--id", str(i), "--port", str(port), "--bind", "127.0.0.1",
+                    "--raft-port", str(free_port()),
                     "--db-path", os.path.join(self.dir, wid)] + timing + list(worker_args)
             if mode in ("register", "both"):
                 args += ["--control-host", "127.0.0.1:%d" % control_port]

@@ -108,7 +108,7 @@ class EnvTest(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0, p.stdout[-2000:])
 
     def test_replication_factor_out_of_range(self):
-        for bad in ("0", "9"):
+        for bad in ("9", "three"):
             port = R.free_port()
             p = self.run_binary([], clean_env(NODE_ROLE="worker", NODE_ID="1", PORT=str(port),
                                               DB_PATH=os.path.join(self.dir, "rf"), REPLICATION_FACTOR=bad))

@@ -13,7 +13,9 @@ KEYS = ["user%d" % i for i in range(20)] + ["cpu_usage", "host-a.dc-1", "x", "Z_
 class PartitioningTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.c = R.Cluster(workers=3, shards=12, name="partition").start()
+        # One copy per shard: this file is about where each key lands.
+        cls.c = R.Cluster(workers=3, shards=12, name="partition",
+                          control_args=["--replication-factor", "1"]).start()
 
     @classmethod
     def tearDownClass(cls):

@@ -12,10 +12,7 @@ SHARDS = 4
 
 
 def make_cluster(name):
-    c = R.Cluster(workers=3, shards=SHARDS, name=name, control_args=["--replication-factor", "3"])
-    for w in c.workers.values():
-        w.args += ["--raft-port", str(R.free_port())]
-    return c
+    return R.Cluster(workers=3, shards=SHARDS, name=name, control_args=["--replication-factor", "3"])
 
 
 def groups_of(port):

@@ -342,6 +342,22 @@ TEST(ClusterMap, ReplicaSetsAreDistinctWorkersRoundRobin) {
   EXPECT_EQ(map.ShardsOf("w1").size(), 6u);
 }
 
+TEST(ClusterMap, AutomaticReplicationFactorIsThreeFromThreeWorkers) {
+  ClusterMap two(4, 0);
+  two.UpsertWorker("a", "10.0.0.1:8081");
+  two.UpsertWorker("b", "10.0.0.2:8081");
+  two.AssignRoundRobin();
+  EXPECT_EQ(two.replication_factor(), 1u);  // two replicas would survive no failure
+  ClusterMap three(4, 0);
+  for (const char* id : {"a", "b", "c", "d"}) three.UpsertWorker(id, std::string("10.0.0.9:") + id);
+  three.AssignRoundRobin();
+  EXPECT_EQ(three.replication_factor(), 3u);
+  EXPECT_EQ(three.Replicas(0).size(), 3u);
+  auto back = ClusterMap::FromJson(three.ToJson());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->replication_factor(), 3u);  // decided once, kept
+}
+
 TEST(ClusterMap, FewerWorkersThanTheReplicationFactor) {
   ClusterMap map(4, 3);
   map.UpsertWorker("a", "10.0.0.1:8081");
