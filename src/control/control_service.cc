@@ -97,6 +97,7 @@ void ControlService::RegisterRoutes(Router& router) {
   router.Add("GET", "/analytics", [this](HttpRequest& r) { return HandleAnalytics(r); });
   router.Add("GET", "/aggregate", [this](HttpRequest& r) { return HandleAggregate(r); });
   router.Add("GET", "/health", [this](HttpRequest& r) { return HandleHealth(r); });
+  router.Add("GET", "/status", [this](HttpRequest& r) { return HandleStatus(r); });
   router.Add("POST", "/join", [this](HttpRequest& r) { return HandleJoin(r); });
 }
 
@@ -321,6 +322,30 @@ HttpResponse ControlService::HandleAggregate(HttpRequest& req) {
   (*body)["responding_nodes"] = responding;
   (*body)["missing_shards"] = missing;
   return HttpResponse::Json(200, body->dump());
+}
+
+HttpResponse ControlService::HandleStatus(HttpRequest&) {
+  ClusterMap map = workers_.Snapshot();
+  nlohmann::json shards = nlohmann::json::array();
+  for (uint32_t s = 0; map.assigned() && s < map.num_shards(); ++s) {
+    nlohmann::json replicas = nlohmann::json::array();
+    for (const WorkerInfo* w : map.Replicas(s)) replicas.push_back(w->id);
+    const WorkerInfo* owner = map.Owner(s);
+    std::string leader = map.replication_factor() > 1 ? workers_.LeaderHint(s) : (owner ? owner->id : "");
+    shards.push_back({{"shard", s}, {"replicas", replicas}, {"leader", leader}});
+  }
+  // The meta group (cluster map replicated among control nodes) is not built
+  // yet: this node holds the map alone.
+  nlohmann::json groups = nlohmann::json::array();
+  groups.push_back({{"group", "meta"}, {"role", "standalone"}, {"term", 0}, {"commit_index", map.version()},
+                    {"applied_index", map.version()}, {"leader_id", config_.node_id},
+                    {"peers", {{{"id", config_.node_id}}}}});
+  nlohmann::json body = {{"node_id", config_.node_id},
+                         {"role", "control"},
+                         {"replication_factor", map.replication_factor()},
+                         {"groups", groups},
+                         {"shards", shards}};
+  return HttpResponse::Json(200, body.dump());
 }
 
 HttpResponse ControlService::HandleHealth(HttpRequest&) {

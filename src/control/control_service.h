@@ -59,6 +59,7 @@ class ControlService {
   static Coverage Gather(const std::vector<ScatterReply>& replies, const char* what,
                          const std::function<void(const Message&, std::set<uint32_t>&)>& take);
   HttpResponse HandleHealth(HttpRequest& req);
+  HttpResponse HandleStatus(HttpRequest& req);
   HttpResponse HandleJoin(HttpRequest& req);
 
   // Gauges mirroring the cluster: workers up/down, shard leaders.

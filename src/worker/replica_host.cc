@@ -85,7 +85,15 @@ nlohmann::json ReplicaHost::GroupsJson(const ClusterMap* map) {
         if (w.raft_id == st.leader_id) leader = w.id;
       }
     }
+    nlohmann::json peers = nlohmann::json::array();
+    if (map) {
+      for (const WorkerInfo* w : map->Replicas(shard)) {
+        peers.push_back({{"id", w->id}, {"raft_id", w->raft_id}, {"raft_address", w->raft_address}});
+      }
+    }
     groups.push_back({{"shard", shard},
+                      {"group", "shard-" + std::to_string(shard)},
+                      {"peers", peers},
                       {"role", st.role},
                       {"term", st.term},
                       {"commit_index", st.commit_index},

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <future>
 #include <limits>
+#include <set>
 
 namespace rm {
 
@@ -53,6 +54,19 @@ WorkerService::WorkerService(NodeConfig config, MetricsRegistry& metrics)
                                      "1 for each shard this node leads (standalone: every shard it holds)",
                                      {"shard", "node"})),
       free_bytes_(metrics.AddGauge("raftmetrics_storage_free_bytes", "Free bytes on the DB_PATH file system")),
+      raft_term_(metrics.AddGauge("raftmetrics_raft_term", "Current Raft term of each shard group on this node "
+                                  "(each increase is an election)", {"shard"})),
+      raft_is_leader_(metrics.AddGauge("raftmetrics_raft_is_leader", "1 if this node leads the shard's group",
+                                       {"shard"})),
+      raft_commit_index_(metrics.AddGauge("raftmetrics_raft_commit_index", "Raft commit index per shard group",
+                                          {"shard"})),
+      raft_applied_index_(metrics.AddGauge("raftmetrics_raft_applied_index",
+                                           "Last log index applied to the shard's DuckDB file", {"shard"})),
+      raft_proposals_(metrics.AddCounter("raftmetrics_raft_proposals_total",
+                                         "Writes proposed by this node as leader, by outcome", {"outcome"})),
+      raft_commit_seconds_(metrics.AddHistogram("raftmetrics_raft_commit_seconds",
+                                                "From proposal to commit on a majority and local apply", {},
+                                                MetricsRegistry::LatencyBuckets())),
       client_(),
       started_us_(NowMicros()) {
   metrics.AddCollector([this] { CollectMetrics(); });
@@ -71,6 +85,16 @@ void WorkerService::CollectMetrics() {
     for (uint32_t s : map->ShardsOf(config_.node_id)) shard_leader_.Set({std::to_string(s), config_.node_id}, 1);
   }
   free_bytes_.Set({}, static_cast<double>(FreeBytes(config_.db_path)));
+  if (replicas_) {
+    auto map = CurrentMap();
+    for (const auto& g : replicas_->GroupsJson(map ? &*map : nullptr)) {
+      std::string shard = std::to_string(g["shard"].get<uint32_t>());
+      raft_term_.Set({shard}, g["term"].get<double>());
+      raft_is_leader_.Set({shard}, g["role"] == "leader" ? 1 : 0);
+      raft_commit_index_.Set({shard}, g["commit_index"].get<double>());
+      raft_applied_index_.Set({shard}, g["applied_index"].get<double>());
+    }
+  }
 }
 
 nlohmann::json WorkerService::StatsJson() {
@@ -146,6 +170,7 @@ void WorkerService::RegisterRoutes(Router& router) {
   router.Add("POST", "/insert", [this](HttpRequest& r) { return HandleInsert(r); });
   router.Add("POST", "/compute", [this](HttpRequest& r) { return HandleCompute(r); });
   router.Add("GET", "/health", [this](HttpRequest& r) { return HandleHealth(r); });
+  router.Add("GET", "/status", [this](HttpRequest& r) { return HandleStatus(r); });
   router.Add("POST", "/internal/write", [this](HttpRequest& r) { return HandleInternalWrite(r); });
   router.Add("POST", "/internal/query", [this](HttpRequest& r) { return HandleInternalQuery(r); });
   router.Add("POST", "/internal/map", [this](HttpRequest& r) { return HandleInternalMap(r); });
@@ -200,8 +225,12 @@ pb::ShardWriteResult WorkerService::ApplyReplicated(const ClusterMap& map, const
     result.set_error_code("UNAVAILABLE");
     return result;
   }
+  const auto started = std::chrono::steady_clock::now();
   Result<ApplyOutcome> outcome = replica->Write(command, std::chrono::milliseconds(config_.write_timeout_ms));
+  const bool not_leader = !outcome.ok() && outcome.status().details().contains("leader_id");
+  if (!not_leader) raft_proposals_.Add({outcome.ok() ? "ok" : "failed"});
   if (outcome.ok()) {
+    raft_commit_seconds_.Observe({}, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     result.set_ok(true);
     if (!outcome->duplicate) points_inserted_.Add({}, static_cast<double>(outcome->stored));
     result.set_stored(outcome->stored);
@@ -425,6 +454,30 @@ nlohmann::json WorkerService::HealthJson() {
 }
 
 HttpResponse WorkerService::HandleHealth(HttpRequest&) { return JsonResponse(HealthJson()); }
+
+HttpResponse WorkerService::HandleStatus(HttpRequest&) {
+  auto map = CurrentMap();
+  nlohmann::json groups = replicas_ ? replicas_->GroupsJson(map ? &*map : nullptr) : nlohmann::json::array();
+  std::set<uint32_t> replicated;
+  for (const auto& g : groups) replicated.insert(g["shard"].get<uint32_t>());
+  // Shards kept without Raft (replication factor 1): one copy, always "leader".
+  if (map) {
+    for (uint32_t s : map->ShardsOf(config_.node_id)) {
+      if (replicated.count(s)) continue;
+      ShardStore* store = shards_.Find(s);
+      const uint64_t applied = store ? store->applied_index() : 0;
+      groups.push_back({{"shard", s}, {"group", "shard-" + std::to_string(s)}, {"role", "standalone"},
+                        {"term", 0}, {"commit_index", applied}, {"applied_index", applied},
+                        {"last_log_index", applied}, {"leader_id", config_.node_id},
+                        {"peers", {{{"id", config_.node_id}}}}});
+    }
+  }
+  return JsonResponse({{"node_id", config_.node_id},
+                       {"role", "worker"},
+                       {"raft_address", replicas_ ? replicas_->advertise() : ""},
+                       {"replication_factor", map ? map->replication_factor() : 0},
+                       {"groups", groups}});
+}
 
 HttpResponse WorkerService::HandleInternalWrite(HttpRequest& req) {
   pb::ShardWriteRequest request;

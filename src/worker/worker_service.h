@@ -45,6 +45,7 @@ class WorkerService {
   HttpResponse HandleInsert(HttpRequest& req);
   HttpResponse HandleCompute(HttpRequest& req);
   HttpResponse HandleHealth(HttpRequest& req);
+  HttpResponse HandleStatus(HttpRequest& req);
   HttpResponse HandleInternalWrite(HttpRequest& req);
   HttpResponse HandleInternalQuery(HttpRequest& req);
   HttpResponse HandleInternalMap(HttpRequest& req);
@@ -69,6 +70,12 @@ class WorkerService {
   MetricFamily& shard_points_;
   MetricFamily& shard_leader_;
   MetricFamily& free_bytes_;
+  MetricFamily& raft_term_;
+  MetricFamily& raft_is_leader_;
+  MetricFamily& raft_commit_index_;
+  MetricFamily& raft_applied_index_;
+  MetricFamily& raft_proposals_;
+  MetricFamily& raft_commit_seconds_;
   HttpClient client_;
   const int64_t started_us_;
   std::string advertise_;

@@ -59,6 +59,28 @@ class ReplicationTest(unittest.TestCase):
         pts = [{"partition_key": "rep-%d" % i, "value": float(i)} for i in range(200)]
         r = insert_until_ok(self.c, pts, "batch-1")
         self.assertEqual(r.json()["inserted"], 200)
+        # /status on every node: each group with its role, term, indexes and peers.
+        for w in self.c.workers.values():
+            st = R.get(w.port, "/status").json()
+            self.assertEqual(len(st["groups"]), SHARDS, st)
+            for g in st["groups"]:
+                self.assertEqual(len(g["peers"]), 3, g)
+                self.assertIn(g["role"], ("leader", "follower"), g)
+                self.assertGreaterEqual(g["term"], 1, g)
+                for key in ("commit_index", "applied_index", "last_log_index", "leader_id"):
+                    self.assertIn(key, g)
+        cs = R.get(self.c.port, "/status").json()
+        self.assertEqual(cs["replication_factor"], 3)
+        self.assertEqual([len(s["replicas"]) for s in cs["shards"]], [3] * SHARDS)
+        self.assertEqual(cs["groups"][0]["group"], "meta")
+        text = R.get(self.c.workers["worker-2"].port, "/metrics").body.decode()
+        for series in ("raftmetrics_raft_term{shard=", "raftmetrics_raft_is_leader{shard=",
+                       "raftmetrics_raft_commit_index{shard=", "raftmetrics_raft_applied_index{shard="):
+            self.assertIn(series, text)
+        proposals = sum(float(l.rsplit(" ", 1)[1]) for w in self.c.workers.values()
+                        for l in R.get(w.port, "/metrics").body.decode().splitlines()
+                        if l.startswith('raftmetrics_raft_proposals_total{outcome="ok"}'))
+        self.assertGreaterEqual(proposals, 1)
         a = self.c.wait_complete(count=200)
         self.assertAlmostEqual(a["average"], 99.5)
         for w in self.c.workers.values():
