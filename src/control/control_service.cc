@@ -164,14 +164,16 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
 }
 
 std::vector<ControlService::ScatterReply> ControlService::Scatter(
-    const ClusterMap& map, const std::string& target,
+    const ClusterMap& map, const std::string& target, ReadConsistency consistency,
     const std::function<std::string(const std::vector<uint32_t>&)>& make_body) {
   std::vector<ScatterReply> replies;
   std::vector<std::future<Result<HttpResponse>>> pending;
   // Each shard is asked of exactly one replica (its leader when known).
   std::map<std::string, std::vector<uint32_t>> shards_of;
   for (uint32_t s = 0; map.assigned() && s < map.num_shards(); ++s) {
-    if (const WorkerInfo* w = workers_.ReadTarget(map, s)) shards_of[w->id].push_back(s);
+    const WorkerInfo* w = consistency == ReadConsistency::kNone ? workers_.AnyHealthyReplica(map, s)
+                                                                : workers_.ReadTarget(map, s);
+    if (w) shards_of[w->id].push_back(s);
   }
   for (const auto& w : map.workers()) {
     ScatterReply r{&w, shards_of[w.id], Status(Code::kUnavailable, "not sent")};
@@ -231,7 +233,8 @@ HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
     base.set_has_to(true);
     base.set_to_us(*params->to_us);
   }
-  auto replies = Scatter(map, "/internal/query", [&](const std::vector<uint32_t>& shards) {
+  base.set_strong_read(params->consistency == ReadConsistency::kStrong);
+  auto replies = Scatter(map, "/internal/query", params->consistency, [&](const std::vector<uint32_t>& shards) {
     pb::ShardQuery q = base;
     for (uint32_t s : shards) q.add_shards(s);
     return q.SerializeAsString();
@@ -287,7 +290,7 @@ HttpResponse ControlService::HandleAggregate(HttpRequest& req) {
     return ErrorResponse(Status(Code::kUnavailable, "Cluster is not ready: shards are not placed yet",
                                 {{"retry_after", "1s"}}));
   }
-  auto replies = Scatter(map, "/internal/aggregate", [&](const std::vector<uint32_t>& shards) {
+  auto replies = Scatter(map, "/internal/aggregate", spec->consistency, [&](const std::vector<uint32_t>& shards) {
     pb::AggregateQuery q = spec->query;
     for (uint32_t s : shards) q.add_shards(s);
     return q.SerializeAsString();

@@ -14,6 +14,7 @@
 #include "src/net/http_client.h"
 #include "src/net/router.h"
 #include "src/observability/metrics_registry.h"
+#include "src/query/aggregate_spec.h"
 #include "src/wire/point_parser.h"
 
 #include <functional>
@@ -46,7 +47,7 @@ class ControlService {
     std::vector<uint32_t> shards;
     Result<HttpResponse> response;
   };
-  std::vector<ScatterReply> Scatter(const ClusterMap& map, const std::string& target,
+  std::vector<ScatterReply> Scatter(const ClusterMap& map, const std::string& target, ReadConsistency consistency,
                                     const std::function<std::string(const std::vector<uint32_t>&)>& make_body);
   // Gathers scattered replies: each answer parsed as Message is handed to
   // `take`, which records the shards it covers; shards no worker answered for

@@ -30,6 +30,13 @@ Result<AnalyticsParams> ParseAnalyticsParams(const HttpRequest& req) {
       p.to_us = ts;
     }
   }
+  if (const std::string* c = req.Param("consistency"); c && !c->empty()) {
+    if (auto level = ParseConsistency(*c)) {
+      p.consistency = *level;
+    } else {
+      errors.push_back({{"field", "consistency"}, {"error", "must be one of: none, weak, strong"}});
+    }
+  }
   if (p.from_us && p.to_us && *p.from_us > *p.to_us) {
     errors.push_back({{"field", "from"}, {"error", "must not be after to"}});
   }

@@ -4,6 +4,7 @@
 
 #include "src/common/status.h"
 #include "src/net/http_types.h"
+#include "src/query/aggregate_spec.h"
 
 #include <cstdint>
 #include <optional>
@@ -11,12 +12,14 @@
 
 namespace rm {
 
-// GET /analytics: metric, partition_key, from, to (all optional; both ends inclusive).
+// GET /analytics: metric, partition_key, from, to (all optional; both ends
+// inclusive), consistency (none | weak | strong).
 struct AnalyticsParams {
   std::string metric;
   std::string partition_key;
   std::optional<int64_t> from_us;
   std::optional<int64_t> to_us;
+  ReadConsistency consistency = ReadConsistency::kWeak;
 };
 
 Result<AnalyticsParams> ParseAnalyticsParams(const HttpRequest& req);

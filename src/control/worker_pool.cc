@@ -77,6 +77,16 @@ void WorkerPool::SetLeaderHint(uint32_t shard, const std::string& worker_id) {
   leaders_[shard] = worker_id;
 }
 
+const WorkerInfo* WorkerPool::AnyHealthyReplica(const ClusterMap& map, uint32_t shard) const {
+  auto replicas = map.Replicas(shard);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const WorkerInfo* w : replicas) {
+    auto it = health_.find(w->address);
+    if (it != health_.end() && it->second.healthy) return w;
+  }
+  return map.Owner(shard);
+}
+
 const WorkerInfo* WorkerPool::ReadTarget(const ClusterMap& map, uint32_t shard) const {
   auto replicas = map.Replicas(shard);
   if (replicas.size() <= 1) return map.Owner(shard);

@@ -45,6 +45,9 @@ class WorkerPool {
   // The worker to ask for `shard`: its leader when known and healthy, else a
   // healthy replica, else its owner (nullptr before assignment). Points into `map`.
   const WorkerInfo* ReadTarget(const ClusterMap& map, uint32_t shard) const;
+  // consistency=none: the first healthy replica in the shard's order (spreads
+  // reads over owners), else its owner.
+  const WorkerInfo* AnyHealthyReplica(const ClusterMap& map, uint32_t shard) const;
 
  private:
   void HealthLoop();

@@ -52,6 +52,13 @@ std::optional<double> PercentileOf(const std::string& agg) {
   return v / 100.0;
 }
 
+std::optional<ReadConsistency> ParseConsistency(const std::string& text) {
+  if (text == "none") return ReadConsistency::kNone;
+  if (text == "weak") return ReadConsistency::kWeak;
+  if (text == "strong") return ReadConsistency::kStrong;
+  return std::nullopt;
+}
+
 Result<AggregateSpec> ParseAggregateParams(const std::map<std::string, std::string>& params, int64_t now_us) {
   AggregateSpec spec;
   nlohmann::json errors = nlohmann::json::array();
@@ -224,6 +231,14 @@ Result<AggregateSpec> ParseAggregateParams(const std::map<std::string, std::stri
       spec.exact = true;
     } else if (*e != "false" && *e != "0") {
       error("exact", "must be true or false");
+    }
+  }
+  if (const auto* c = get("consistency")) {
+    if (auto level = ParseConsistency(*c)) {
+      spec.consistency = *level;
+      q.set_strong_read(*level == ReadConsistency::kStrong);
+    } else {
+      error("consistency", "must be one of: none, weak, strong");
     }
   }
   if (const auto* p = get("partial")) {

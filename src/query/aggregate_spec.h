@@ -14,6 +14,15 @@
 
 namespace rm {
 
+// Which replica answers for a replicated shard (rqlite's levels):
+//   none    any healthy replica, possibly stale;
+//   weak    the leader (default);
+//   strong  the leader after a Raft barrier: every write acknowledged before the
+//           query started is in the answer.
+enum class ReadConsistency { kNone, kWeak, kStrong };
+// "none" | "weak" | "strong"; nullopt for anything else.
+std::optional<ReadConsistency> ParseConsistency(const std::string& text);
+
 struct AggregateSpec {
   raftmetrics::v1::AggregateQuery query;  // filters, range, bucket size, group_by
   std::vector<std::string> aggs;          // e.g. {"avg", "p95"}, in request order
@@ -26,6 +35,7 @@ struct AggregateSpec {
   std::optional<uint64_t> limit;
   bool exact = false;
   bool deny_partial = false;
+  ReadConsistency consistency = ReadConsistency::kWeak;
 };
 
 inline constexpr uint64_t kMaxGroups = 10000;            // per query, after merging

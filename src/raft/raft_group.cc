@@ -196,6 +196,36 @@ std::future<Result<uint64_t>> RaftGroup::Propose(std::string command) {
   return future;
 }
 
+std::future<Status> RaftGroup::Barrier() {
+  struct Fence {
+    struct raft_barrier req;
+    std::promise<Status> promise;
+  };
+  auto* fence = new Fence;
+  auto future = fence->promise.get_future();
+  Impl* d = impl_;
+  bool posted = loop_.Post([d, fence] {
+    if (!d->initialised || d->closing || raft_state(&d->raft) != RAFT_LEADER) {
+      fence->promise.set_value(Status(Code::kUnavailable, "not the leader"));
+      delete fence;
+      return;
+    }
+    fence->req.data = fence;
+    int rv = raft_barrier(&d->raft, &fence->req, [](struct raft_barrier* req, int status) {
+      auto* f = static_cast<Fence*>(req->data);
+      f->promise.set_value(status == 0 ? Status::Ok()
+                                       : Status(Code::kUnavailable, std::string("barrier failed: ") + raft_strerror(status)));
+      delete f;
+    });
+    RM_CHECK(rv == 0, std::string("raft_barrier failed on a leader: ") + raft_strerror(rv));
+  });
+  if (!posted) {
+    fence->promise.set_value(Status(Code::kUnavailable, "Raft loop is stopping"));
+    delete fence;
+  }
+  return future;
+}
+
 RaftStatus RaftGroup::GetStatus() {
   RaftStatus st;
   Impl* d = impl_;

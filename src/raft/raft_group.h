@@ -78,6 +78,10 @@ class RaftGroup {
   // leader (details: leader_id, leader_address) or leadership was lost before
   // the commit (the entry may still commit later: make commands idempotent).
   std::future<Result<uint64_t>> Propose(std::string command);
+  // Linearizable-read fence: resolves OK once this replica, as leader, has
+  // committed a barrier entry, so every entry acknowledged before the call has
+  // been handed to the state machine. kUnavailable when not the leader.
+  std::future<Status> Barrier();
   RaftStatus GetStatus();
   // Closes the replica (idempotent); pending proposals fail.
   void Close();

@@ -43,6 +43,7 @@ Status ShardReplica::Apply(uint64_t index, std::string_view command) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.emplace_back(index, std::string(command));
+    enqueued_ = std::max(enqueued_, index);
   }
   cv_.notify_all();
   return Status::Ok();
@@ -85,6 +86,22 @@ void ShardReplica::ApplyLoop() {
     }
     cv_.notify_all();
   }
+}
+
+Status ShardReplica::ReadBarrier(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto fence = group_.Barrier();
+  if (fence.wait_until(deadline) != std::future_status::ready) {
+    return Status(Code::kTimeout, "no quorum confirmed the read in time");
+  }
+  Status s = fence.get();
+  if (!s.ok()) return s;
+  std::unique_lock<std::mutex> lock(mu_);
+  const uint64_t target = enqueued_;
+  if (!cv_.wait_until(lock, deadline, [&] { return applied_ >= target || !failure_.ok() || stopping_; })) {
+    return Status(Code::kTimeout, "the store did not catch up in time");
+  }
+  return failure_.ok() ? Status::Ok() : failure_;
 }
 
 Result<ApplyOutcome> ShardReplica::Write(const raftmetrics::v1::ShardCommand& command,

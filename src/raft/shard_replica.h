@@ -39,6 +39,9 @@ class ShardReplica : public StateMachine {
   // the entry did not commit in time (it may still commit later: commands carry
   // idempotency keys, so a retry never stores twice).
   Result<ApplyOutcome> Write(const raftmetrics::v1::ShardCommand& command, std::chrono::milliseconds timeout);
+  // For strong reads: waits until this replica is the leader with a committed
+  // barrier and its store has applied every entry before it.
+  Status ReadBarrier(std::chrono::milliseconds timeout);
   RaftStatus GetStatus() { return group_.GetStatus(); }
   // Index of the last entry this replica's store has applied.
   uint64_t applied_index() const;
@@ -57,6 +60,7 @@ class ShardReplica : public StateMachine {
   std::deque<std::pair<uint64_t, std::string>> queue_;  // committed, not yet applied
   std::map<uint64_t, Result<ApplyOutcome>> outcomes_;   // recent outcomes, for proposers
   uint64_t applied_ = 0;        // last index handled by the apply thread
+  uint64_t enqueued_ = 0;       // last index handed over by the Raft loop
   Status failure_;              // set when the store failed: no more applies
   bool stopping_ = false;
   std::thread applier_;

@@ -52,6 +52,9 @@ class WorkerService {
   HttpResponse HandleInternalAggregate(HttpRequest& req);
 
   nlohmann::json HealthJson();
+  // consistency=strong: false when `shard` is replicated here and this node
+  // cannot confirm, as leader, that it has applied everything committed.
+  bool ReadyForStrongRead(uint32_t shard);
   nlohmann::json RaftStatusJson(const ClusterMap* map);
   std::optional<ClusterMap> CurrentMap();
   // Applies one command to a local shard, refusing shards this worker does not own.

@@ -83,6 +83,19 @@ class ReplicationTest(unittest.TestCase):
         self.assertGreaterEqual(proposals, 1)
         a = self.c.wait_complete(count=200)
         self.assertAlmostEqual(a["average"], 99.5)
+        # Read levels: strong (leader after a barrier) sees every acknowledged
+        # write at once; none may read any replica; anything else is refused.
+        strong = self.c.analytics_ok(consistency="strong")
+        self.assertEqual((strong["count"], strong["is_partial"]), (200, False), strong)
+        agg = R.get(self.c.port, "/aggregate", {"metric": "default", "agg": "count", "consistency": "strong",
+                                                "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
+        self.assertEqual(agg.status, 200, agg)
+        self.assertFalse(agg.json()["is_partial"], agg.json())
+        self.c.wait_complete(count=200, consistency="none")
+        for path in ("/analytics", "/aggregate"):
+            bad = R.get(self.c.port, path, {"metric": "default", "consistency": "eventual"})
+            b = R.assert_error_shape(self, bad, 400, "VALIDATION_ERROR")
+            self.assertIn("consistency", [f["field"] for f in b["details"]["fields"]], b)
         for w in self.c.workers.values():
             R.wait_until(lambda: stored_points(w.port) == 200, 10.0, what="%s to hold all 200 points" % w.node_id)
 
