@@ -67,6 +67,10 @@ WorkerService::WorkerService(NodeConfig config, MetricsRegistry& metrics)
       raft_commit_seconds_(metrics.AddHistogram("raftmetrics_raft_commit_seconds",
                                                 "From proposal to commit on a majority and local apply", {},
                                                 MetricsRegistry::LatencyBuckets())),
+      raft_elections_(metrics.AddCounter("raftmetrics_raft_elections_total",
+                                         "Elections seen by this node's shard groups (term increases)", {"shard"})),
+      raft_role_(metrics.AddGauge("raftmetrics_raft_role", "1 for the role each shard group has on this node",
+                                  {"shard", "role"})),
       client_(),
       started_us_(NowMicros()) {
   metrics.AddCollector([this] { CollectMetrics(); });
@@ -87,9 +91,18 @@ void WorkerService::CollectMetrics() {
   free_bytes_.Set({}, static_cast<double>(FreeBytes(config_.db_path)));
   if (replicas_) {
     auto map = CurrentMap();
+    raft_role_.Clear();
     for (const auto& g : replicas_->GroupsJson(map ? &*map : nullptr)) {
       std::string shard = std::to_string(g["shard"].get<uint32_t>());
       raft_term_.Set({shard}, g["term"].get<double>());
+      raft_role_.Set({shard, g["role"].get<std::string>()}, 1);
+      {
+        std::lock_guard<std::mutex> lock(terms_mu_);
+        uint64_t& last = last_terms_[g["shard"].get<uint32_t>()];
+        const uint64_t term = g["term"].get<uint64_t>();
+        if (term > last) raft_elections_.Add({shard}, static_cast<double>(term - last));
+        last = std::max(last, term);
+      }
       raft_is_leader_.Set({shard}, g["role"] == "leader" ? 1 : 0);
       raft_commit_index_.Set({shard}, g["commit_index"].get<double>());
       raft_applied_index_.Set({shard}, g["applied_index"].get<double>());

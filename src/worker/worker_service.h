@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -79,6 +80,10 @@ class WorkerService {
   MetricFamily& raft_applied_index_;
   MetricFamily& raft_proposals_;
   MetricFamily& raft_commit_seconds_;
+  MetricFamily& raft_elections_;
+  MetricFamily& raft_role_;
+  std::mutex terms_mu_;
+  std::map<uint32_t, uint64_t> last_terms_;  // per shard, to count elections (guarded by terms_mu_)
   HttpClient client_;
   const int64_t started_us_;
   std::string advertise_;

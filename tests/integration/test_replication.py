@@ -75,7 +75,8 @@ class ReplicationTest(unittest.TestCase):
         self.assertEqual(cs["groups"][0]["group"], "meta")
         text = R.get(self.c.workers["worker-2"].port, "/metrics").body.decode()
         for series in ("raftmetrics_raft_term{shard=", "raftmetrics_raft_is_leader{shard=",
-                       "raftmetrics_raft_commit_index{shard=", "raftmetrics_raft_applied_index{shard="):
+                       "raftmetrics_raft_commit_index{shard=", "raftmetrics_raft_applied_index{shard=",
+                       "raftmetrics_raft_elections_total{shard=", "raftmetrics_raft_role{shard="):
             self.assertIn(series, text)
         proposals = sum(float(l.rsplit(" ", 1)[1]) for w in self.c.workers.values()
                         for l in R.get(w.port, "/metrics").body.decode().splitlines()
