@@ -42,6 +42,9 @@ RequestPipeline::RequestPipeline(GatewayOptions options, TokenStore tokens, cons
                                         {"endpoint", "outcome"})),
       query_seconds_(metrics.AddHistogram("raftmetrics_query_duration_seconds", "Query latency by endpoint",
                                           {"endpoint"}, MetricsRegistry::LatencyBuckets())) {
+  MetricFamily& buckets = metrics.AddGauge("raftmetrics_rate_limit_buckets",
+                                           "Token buckets held by the rate limiter (one per token seen)");
+  metrics.AddCollector([this, &buckets] { buckets.Set({}, static_cast<double>(limiter_.tracked_keys())); });
   if (!tokens_.enabled()) {
     spdlog::warn("authentication is off: no tokens configured (AUTH_TOKENS or --tokens-file)");
   }
