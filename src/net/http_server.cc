@@ -82,18 +82,6 @@ class HttpServer::Impl {
     }
   }
 
-  static http::response<http::string_body> ToMessage(HttpResponse& resp, unsigned version,
-                                                     bool keep_alive) {
-    http::response<http::string_body> msg{static_cast<http::status>(resp.status), version};
-    msg.set(http::field::server, "raftmetrics");
-    msg.set(http::field::content_type, resp.content_type);
-    for (auto& [k, v] : resp.headers) msg.set(k, v);
-    msg.keep_alive(keep_alive);
-    msg.body() = std::move(resp.body);
-    msg.prepare_payload();
-    return msg;
-  }
-
   asio::awaitable<void> Session(tcp::socket socket) {
     struct Counter {
       std::atomic<int>& n;
@@ -165,7 +153,7 @@ class HttpServer::Impl {
 
   asio::awaitable<bool> WriteResponse(beast::tcp_stream& stream, HttpResponse& resp,
                                       unsigned version, bool keep_alive) {
-    auto msg = ToMessage(resp, version, keep_alive);
+    auto msg = EncodeResponse(resp, version, keep_alive);
     beast::error_code ec;
     stream.expires_after(options_.body_timeout);
     co_await http::async_write(stream, msg, asio::redirect_error(asio::use_awaitable, ec));

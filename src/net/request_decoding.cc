@@ -22,4 +22,17 @@ HttpRequest DecodeRequest(boost::beast::http::request<boost::beast::http::string
   return req;
 }
 
+boost::beast::http::response<boost::beast::http::string_body> EncodeResponse(HttpResponse& resp, unsigned version,
+                                                                              bool keep_alive) {
+  namespace http = boost::beast::http;
+  http::response<http::string_body> msg{static_cast<http::status>(resp.status), version};
+  msg.set(http::field::server, "raftmetrics");
+  msg.set(http::field::content_type, resp.content_type);
+  for (auto& [k, v] : resp.headers) msg.set(k, v);
+  msg.keep_alive(keep_alive);
+  msg.body() = std::move(resp.body);
+  msg.prepare_payload();
+  return msg;
+}
+
 }  // namespace rm

@@ -21,4 +21,9 @@ namespace rm {
 HttpRequest DecodeRequest(boost::beast::http::request<boost::beast::http::string_body>& msg,
                           const std::string& remote);
 
+// The reverse for answers: the Beast message HttpServer writes for `resp`
+// (body moved out), also serialised by the fuzz target.
+boost::beast::http::response<boost::beast::http::string_body> EncodeResponse(HttpResponse& resp, unsigned version,
+                                                                              bool keep_alive);
+
 }  // namespace rm

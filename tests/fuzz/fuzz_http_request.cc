@@ -61,15 +61,9 @@ const rm::Router& TheRouter() {
   return *router;
 }
 
-// What the server writes back (HttpServer::Impl::ToMessage), serialised.
+// What the server writes back (rm::EncodeResponse), serialised.
 void Reply(rm::HttpResponse& resp, unsigned version, bool keep_alive) {
-  http::response<http::string_body> msg{static_cast<http::status>(resp.status), version};
-  msg.set(http::field::server, "raftmetrics");
-  msg.set(http::field::content_type, resp.content_type);
-  for (auto& [k, v] : resp.headers) msg.set(k, v);
-  msg.keep_alive(keep_alive);
-  msg.body() = std::move(resp.body);
-  msg.prepare_payload();
+  http::response<http::string_body> msg = rm::EncodeResponse(resp, version, keep_alive);
   http::response_serializer<http::string_body> sr{msg};
   beast::error_code ec;
   size_t bytes = 0;

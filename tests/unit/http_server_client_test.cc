@@ -70,20 +70,30 @@ OutgoingRequest Post(const std::string& target, std::string body) {
   return req;
 }
 
-// Sends raw bytes on a fresh TCP connection and returns what the server wrote
-// before closing (or until `limit` bytes).
-std::string RawExchange(uint16_t port, const std::string& bytes, size_t limit = 1 << 16) {
+// A connected raw socket (or -1).
+int Connect(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
+  if (fd < 0) return -1;
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends raw bytes on a fresh TCP connection and returns what the server wrote
+// before closing (or until `limit` bytes).
+std::string RawExchange(uint16_t port, const std::string& bytes, size_t limit = 1 << 16) {
+  int fd = Connect(port);
+  if (fd < 0) return "";
   std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size())) {
+  if (::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size())) {
     char buf[4096];
     ssize_t n;
     while (out.size() < limit && (n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
@@ -383,23 +393,6 @@ TEST(HttpServer, OversizedHeadersAreRejected) {
   std::string reply = RawExchange(server.server().port(), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " +
                                                               std::string(4096, 'a') + "\r\n\r\n");
   EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), std::string::npos) << reply;
-}
-
-// A connected raw socket (or -1).
-int Connect(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 TEST(HttpServer, SlowHeadersAreCutOffWithoutHurtingOthers) {
