@@ -91,6 +91,8 @@ Result<ShardStore::SeriesSelection> ShardStore::SelectSeries(const pb::Aggregate
 Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQuery& query) {
   pb::AggregateShardResult result;
   result.set_shard(shard_);
+  auto conn = TakeReader();  // first: the series ids selected must match the file read
+  if (!conn.ok()) return conn.status();
   auto sel = SelectSeries(query);
   if (!sel.ok()) return sel.status();
   if (sel->ids.empty()) return result;
@@ -111,13 +113,6 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   params.push_back(db::Param::Int(query.to_us()));
   if (!sel->all) where += " AND " + SeriesIdFilter(sel->ids);
 
-  auto conn = TakeReader();
-  if (!conn.ok()) return conn.status();
-  struct Returner {
-    ShardStore* self;
-    std::unique_ptr<db::Connection>& c;
-    ~Returner() { self->ReturnReader(std::move(c)); }
-  } returner{this, *conn};
   db::Connection& c = **conn;
 
   // Partials per (group, bucket).

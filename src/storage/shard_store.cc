@@ -1,10 +1,18 @@
 #include "src/storage/shard_store.h"
 
+#include "src/storage/snapshot_bundle.h"
 #include "src/storage/sql_filters.h"
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 namespace rm {
@@ -20,19 +28,71 @@ std::string TagValue(const Tags& tags, const std::string& key) {
   return "";
 }
 
+Status SnapshotIoError(const std::string& what, const std::string& path) {
+  return Status(Code::kStorage, "snapshot " + what + " failed for " + path + ": " + std::strerror(errno),
+                {{"storage_type", "duckdb"}, {"operation", "snapshot"}, {"path", path}});
+}
+
+// Reads a whole file; a missing file is an empty optional.
+Result<std::optional<std::string>> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return SnapshotIoError("read", path);
+  }
+  std::ostringstream data;
+  data << in.rdbuf();
+  if (in.bad()) return SnapshotIoError("read", path);
+  return std::optional<std::string>(std::move(data).str());
+}
+
+// Writes `data` to `path` and fsyncs it, so a rename afterwards never exposes
+// a partly written file after a crash.
+Status WriteFileSynced(const std::string& path, std::string_view data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return SnapshotIoError("write", path);
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status s = SnapshotIoError("write", path);
+      ::close(fd);
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    Status s = SnapshotIoError("fsync", path);
+    ::close(fd);
+    return s;
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
+void SyncDirectoryOf(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)::fsync(fd);
+    ::close(fd);
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ShardStore>> ShardStore::Open(const std::string& path, uint32_t shard,
                                                      const ShardStoreOptions& options) {
-  std::unique_ptr<ShardStore> store(new ShardStore(path, shard));
-  Status s = store->Init(options);
+  std::unique_ptr<ShardStore> store(new ShardStore(path, shard, options));
+  Status s = store->Init();
   if (!s.ok()) return s;
   return store;
 }
 
-Status ShardStore::Init(const ShardStoreOptions& options) {
-  db::Config config = {{"threads", std::to_string(std::max(1, options.duckdb_threads))},
-                       {"memory_limit", options.memory_limit}};
+Status ShardStore::Init() {
+  db::Config config = {{"threads", std::to_string(std::max(1, options_.duckdb_threads))},
+                       {"memory_limit", options_.memory_limit}};
   auto db = db::Database::Open(path_, config);
   if (!db.ok()) return db.status();
   db_ = *db;
@@ -124,6 +184,10 @@ Result<ApplyOutcome> ShardStore::Apply(const raftmetrics::v1::ShardCommand& comm
 }
 
 void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
+  if (!writer_) {
+    for (auto* e : group) e->result = Status(Code::kStorage, "shard store is closed: reopening it after a snapshot install failed");
+    return;
+  }
   // What each command will do, decided before writing: replays and duplicate keys
   // store nothing; new series get dense ids in command order (deterministic on
   // every replica fed the same commands in the same order).
@@ -278,16 +342,87 @@ std::optional<std::vector<int32_t>> ShardStore::MatchingSeries(const PointFilter
   return ids;
 }
 
-Result<std::unique_ptr<db::Connection>> ShardStore::TakeReader() {
+Result<ShardStore::Reader> ShardStore::TakeReader() {
+  std::shared_lock<std::shared_mutex> swap(swap_mu_);
   {
     std::lock_guard<std::mutex> lock(readers_mu_);
     if (!readers_.empty()) {
       auto c = std::move(readers_.back());
       readers_.pop_back();
-      return c;
+      return Reader(this, std::move(swap), std::move(c));
     }
   }
-  return db_->Connect();
+  if (!db_) return Status(Code::kStorage, "shard store is closed: reopening it after a snapshot install failed");
+  auto c = db_->Connect();
+  if (!c.ok()) return c.status();
+  return Reader(this, std::move(swap), std::move(*c));
+}
+
+Result<std::string> ShardStore::ExportSnapshot() {
+  std::shared_lock<std::shared_mutex> swap(swap_mu_);
+  // Applies (and the checkpoints DuckDB runs when they commit) are the only
+  // writers of the two files: with them held off, the pair is one committed state.
+  std::lock_guard<std::mutex> write(write_mu_);
+  SnapshotBundle bundle{shard_, applied_index_, {}};
+  for (const char* suffix : {"", ".wal"}) {
+    auto data = ReadWholeFile(path_ + suffix);
+    if (!data.ok()) return data.status();
+    if (*data) bundle.files.push_back({suffix, std::move(**data)});
+  }
+  if (bundle.files.empty() || bundle.files[0].suffix != "") {
+    return Status(Code::kStorage, "shard file is missing", {{"path", path_}});
+  }
+  return EncodeSnapshotBundle(bundle);
+}
+
+Status ShardStore::InstallSnapshot(std::string_view blob) {
+  auto bundle = DecodeSnapshotBundle(blob);
+  if (!bundle.ok()) return bundle.status();
+  if (bundle->shard != shard_) {
+    return Status(Code::kStorage, "snapshot belongs to another shard",
+                  {{"expected_shard", shard_}, {"found_shard", bundle->shard}});
+  }
+  std::unique_lock<std::shared_mutex> swap(swap_mu_);
+  std::lock_guard<std::mutex> write(write_mu_);
+  if (bundle->applied_index <= applied_index_) return Status::Ok();
+
+  // Close the database (every connection first), then swap the files. Crash
+  // safety: the new files are complete and synced before the old WAL goes, and
+  // a database file without its WAL is an older committed state whose stored
+  // applied index makes Raft fetch the snapshot again.
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    readers_.clear();
+  }
+  writer_.reset();
+  db_.reset();
+  for (const auto& f : bundle->files) {
+    Status s = WriteFileSynced(path_ + f.suffix + ".incoming", f.data);
+    if (!s.ok()) return s;
+  }
+  std::error_code ec;
+  std::filesystem::remove(path_ + ".wal", ec);
+  for (const auto& f : bundle->files) {
+    std::filesystem::rename(path_ + f.suffix + ".incoming", path_ + f.suffix, ec);
+    if (ec) return Status(Code::kStorage, "cannot move the snapshot into place: " + ec.message(), {{"path", path_}});
+  }
+  SyncDirectoryOf(path_);
+
+  keys_.clear();
+  next_key_prune_us_ = 0;
+  applied_index_ = 0;
+  point_count_ = 0;
+  {
+    std::unique_lock<std::shared_mutex> catalog(catalog_mu_);
+    series_.clear();
+    series_by_identity_.clear();
+  }
+  Status s = Init();
+  if (!s.ok()) {
+    writer_.reset();
+    db_.reset();
+  }
+  return s;
 }
 
 void ShardStore::ReturnReader(std::unique_ptr<db::Connection> conn) {
@@ -328,16 +463,15 @@ PartialAggregate RowToPartial(const db::Rows& rows, size_t row, size_t first_col
 }  // namespace
 
 Result<PartialAggregate> ShardStore::Aggregate(const PointFilter& filter) {
+  auto conn = TakeReader();  // first: the series ids below must match the file read
+  if (!conn.ok()) return conn.status();
   auto ids = MatchingSeries(filter);
   if (ids && ids->empty()) return PartialAggregate{};
   std::vector<db::Param> params;
   std::string sql = std::string(filter.min_max ? "SELECT count(value), sum(value), min(value), max(value)"
                                                : "SELECT count(value), sum(value), NULL, NULL") +
                     " FROM points" + WhereClause(filter, ids, params);
-  auto conn = TakeReader();
-  if (!conn.ok()) return conn.status();
   auto rows = (*conn)->Query(sql, params);
-  ReturnReader(std::move(*conn));
   if (!rows.ok()) return rows.status();
   return RowToPartial(*rows, 0, 0);
 }
@@ -345,16 +479,15 @@ Result<PartialAggregate> ShardStore::Aggregate(const PointFilter& filter) {
 Result<std::map<std::vector<std::string>, PartialAggregate>> ShardStore::AggregateGroups(
     const PointFilter& filter, const std::vector<std::string>& group_by) {
   std::map<std::vector<std::string>, PartialAggregate> groups;
+  auto conn = TakeReader();  // first: the series ids below must match the file read
+  if (!conn.ok()) return conn.status();
   auto ids = MatchingSeries(filter);
   if (ids && ids->empty()) return groups;
   std::vector<db::Param> params;
   std::string sql =
       "SELECT series_id, count(value), sum(value), min(value), max(value) FROM points" +
       WhereClause(filter, ids, params) + " GROUP BY series_id";
-  auto conn = TakeReader();
-  if (!conn.ok()) return conn.status();
   auto rows = (*conn)->Query(sql, params);
-  ReturnReader(std::move(*conn));
   if (!rows.ok()) return rows.status();
   std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
   for (size_t r = 0; r < rows->size(); ++r) {

@@ -16,7 +16,8 @@
 // series ids before DuckDB scans the narrow points table.
 //
 // Thread safety: all methods are thread-safe. Applies are serialised; reads run
-// concurrently on their own connections and see every committed apply.
+// concurrently on their own connections and see every committed apply. An
+// installed snapshot replaces the files while no read or apply runs.
 #pragma once
 
 #include "proto/raftmetrics.pb.h"
@@ -34,6 +35,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -80,6 +82,15 @@ class ShardStore {
   // AggregateQuery in proto/raftmetrics.proto). Implemented in shard_aggregate.cc.
   Result<raftmetrics::v1::AggregateShardResult> AggregateQuery(const raftmetrics::v1::AggregateQuery& query);
 
+  // A consistent copy of the shard (its DuckDB file and WAL, see
+  // snapshot_bundle.h) as of applied_index(), for a replica that catches up by
+  // snapshot. Applies wait while the files are read; queries do not.
+  Result<std::string> ExportSnapshot();
+  // Replaces the shard's whole state with an exported snapshot of the same
+  // shard, checked first. A snapshot not newer than this store changes nothing.
+  // Queries and applies wait while the files are swapped.
+  Status InstallSnapshot(std::string_view blob);
+
   uint64_t applied_index() const;
   // Points stored in this shard (kept in memory; counted at open).
   uint64_t point_count() const;
@@ -100,8 +111,28 @@ class ShardStore {
     int64_t expires_us;
   };
 
-  ShardStore(std::string path, uint32_t shard) : path_(std::move(path)), shard_(shard) {}
-  Status Init(const ShardStoreOptions& options);
+  ShardStore(std::string path, uint32_t shard, ShardStoreOptions options)
+      : path_(std::move(path)), shard_(shard), options_(std::move(options)) {}
+  // Opens the DuckDB file and loads the in-memory state from it.
+  Status Init();
+  // A pooled read connection. Holding one keeps InstallSnapshot from swapping
+  // the files underneath the query.
+  class Reader {
+   public:
+    Reader(ShardStore* store, std::shared_lock<std::shared_mutex> lock, std::unique_ptr<db::Connection> conn)
+        : store_(store), lock_(std::move(lock)), conn_(std::move(conn)) {}
+    Reader(Reader&&) = default;
+    ~Reader() {
+      if (conn_) store_->ReturnReader(std::move(conn_));
+    }
+    db::Connection& operator*() { return *conn_; }
+    db::Connection* operator->() { return conn_.get(); }
+
+   private:
+    ShardStore* store_;
+    std::shared_lock<std::shared_mutex> lock_;
+    std::unique_ptr<db::Connection> conn_;
+  };
   // One command of a group commit, owned by the thread that submitted it.
   struct GroupEntry {
     const raftmetrics::v1::ShardCommand* command;
@@ -123,12 +154,16 @@ class ShardStore {
     bool all = false;                  // every series of the shard is selected
   };
   Result<SeriesSelection> SelectSeries(const raftmetrics::v1::AggregateQuery& query) const;
-  Result<std::unique_ptr<db::Connection>> TakeReader();
+  Result<Reader> TakeReader();
   void ReturnReader(std::unique_ptr<db::Connection> conn);
 
   const std::string path_;
   const uint32_t shard_;
-  std::shared_ptr<db::Database> db_;
+  const ShardStoreOptions options_;
+  // Shared by every read (through Reader) and by ExportSnapshot; exclusive while
+  // InstallSnapshot swaps the files. Taken before write_mu_.
+  std::shared_mutex swap_mu_;
+  std::shared_ptr<db::Database> db_;  // null only if reopening after an install failed
 
   std::mutex write_mu_;  // serialises applies; guards writer_, keys_, applied_index_
   std::unique_ptr<db::Connection> writer_;
