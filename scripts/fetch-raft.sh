@@ -7,15 +7,20 @@
 # Build dependencies: autoconf automake libtool pkg-config libuv1-dev liblz4-dev dpkg-dev.
 # Does nothing when the pinned build is already in place.
 #
-# One patch, to the installed header only: raft.h checks struct layouts with
-# `static_assert(sizeof(struct {...}) ...)`, which is not valid C++ (types may
-# not be defined in sizeof). The check is made a no-op when compiled as C++; the
-# layouts themselves are untouched (upstream fixed this after 0.22.1).
+# Two patches:
+# - to the installed header: raft.h checks struct layouts with
+#   `static_assert(sizeof(struct {...}) ...)`, which is not valid C++ (types may
+#   not be defined in sizeof). The check is made a no-op when compiled as C++;
+#   the layouts themselves are untouched (upstream fixed this after 0.22.1).
+# - to src/legacy.c: when a snapshot install from the leader is waiting for a
+#   local snapshot to finish, takeSnapshotCb clears the pending request before
+#   reading it and then dereferences NULL (a segfault we hit in
+#   shard_replica_test). The two statements are put in the right order.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=0.22.1-1
-BUILD_ID="$VERSION+cxx-header"
+BUILD_ID="$VERSION+cxx-header+pending-snapshot-fix"
 DEST=$PWD/third_party/raft
 STAMP="$DEST/.version"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$BUILD_ID" ] && [ -f "$DEST/lib/libraft.so" ]; then
@@ -47,6 +52,9 @@ SUMS
 rm -rf "raft-0.22.1"
 dpkg-source -x --no-check "raft_$VERSION.dsc" raft-0.22.1 >/dev/null
 cd raft-0.22.1
+perl -0pi -e 's/(\n\s*)r->legacy\.snapshot_pending = NULL;\n(\s*)persist = r->legacy\.snapshot_pending;/$1persist = r->legacy.snapshot_pending;\n$2r->legacy.snapshot_pending = NULL;/' src/legacy.c
+grep -Pzq 'persist = r->legacy\.snapshot_pending;\n\s*r->legacy\.snapshot_pending = NULL;\n\s*rv = legacyPersistSnapshotStart' src/legacy.c ||
+  { echo "fetch-raft: could not patch src/legacy.c" >&2; exit 1; }
 # Built inside the source tree: an out-of-tree build would pick up bookworm's
 # /usr/include/raft.h (0.15). Assertions stay on (--enable-debug is not used,
 # but NDEBUG is not defined either), so a broken invariant aborts instead of

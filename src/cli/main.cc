@@ -44,6 +44,12 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
       ->envname("REPLICATION_FACTOR");
   app->add_option("--raft-port", f.node.raft_port, "Worker: port for the Raft traffic of all its shards (default: HTTP port + 1000)")
       ->envname("RAFT_PORT")->check(CLI::Range(0, 65535));
+  app->add_option("--raft-snapshot-threshold", f.node.raft_snapshot_threshold,
+                  "Worker: snapshot each shard group every N committed entries (0 = never compact the log)")
+      ->envname("RAFT_SNAPSHOT_THRESHOLD");
+  app->add_option("--raft-snapshot-trailing", f.node.raft_snapshot_trailing,
+                  "Worker: log entries kept behind a snapshot, for followers slightly behind")
+      ->envname("RAFT_SNAPSHOT_TRAILING");
   app->add_option("--min-workers", f.node.min_workers,
                   "Control: place shards once this many workers are known (default: the WORKER_HOSTS count, or 1)")
       ->envname("MIN_WORKERS");

@@ -23,6 +23,10 @@ struct NodeConfig {
   uint32_t shards = 16;
   uint32_t replication_factor = 0;  // 0: 3 when shards are placed on >= 3 workers, else 1
   int raft_port = -1;        // worker: Raft traffic of all its shards; < 0 = HTTP port + 1000
+  // Log compaction of every shard group: a snapshot each `threshold` entries,
+  // `trailing` entries kept behind it (see raft::RaftGroupOptions).
+  uint32_t raft_snapshot_threshold = 1024;
+  uint32_t raft_snapshot_trailing = 512;
   uint32_t min_workers = 0;  // shards are assigned once this many workers are known
 
   // Timeouts and limits.

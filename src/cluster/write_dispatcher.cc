@@ -7,6 +7,7 @@
 #include <atomic>
 #include <future>
 #include <random>
+#include <set>
 
 namespace rm {
 
@@ -54,10 +55,16 @@ Status WriteSummary::FailureStatus(const std::string& idempotency_key) const {
   }
   details["retry_after"] = "1s";
   if (any_raft) {
-    // Seed 001's consensus error: what a quorum needs. available_nodes is a
-    // lower bound: the replicas that answered at all.
-    details["term"] = term;
+    // Seed 001's consensus error: what a quorum needs and what is there.
+    // Without the caller's view: a lower bound, the workers that answered this write at all.
+    std::set<std::string> answered;
+    for (const auto& s : shards) {
+      if (s.ok || s.error_code != "UNREACHABLE") answered.insert(s.worker_id);
+    }
+    details["term"] = std::max(term, known_term);
     details["required_nodes"] = replication_factor / 2 + 1;
+    details["available_nodes"] =
+        available_nodes >= 0 ? available_nodes : std::min<int64_t>(answered.size(), replication_factor);
     details["replication_factor"] = replication_factor;
     return Status(Code::kRaft, "Failed to achieve consensus; retry with the same Idempotency-Key", std::move(details));
   }

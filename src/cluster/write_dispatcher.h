@@ -36,6 +36,11 @@ struct WriteSummary {
   uint64_t total_points = 0;
   uint64_t stored_points = 0;
   uint32_t replication_factor = 1;  // for RAFT_ERROR's required_nodes
+  // For RAFT_ERROR, filled by the caller from what it knows of the cluster:
+  // replicas reachable (the fewest over the failed shards; -1 unknown) and the
+  // highest term it has seen of their groups.
+  int64_t available_nodes = -1;
+  uint64_t known_term = 0;
   bool all_ok() const;
   // 503 in the seed's error shape saying what was stored and what failed.
   Status FailureStatus(const std::string& idempotency_key) const;

@@ -128,6 +128,14 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
       [&](uint32_t shard) { return workers_.ReadTarget(map, shard); },  // the leader when known
       [this](uint32_t shard, const std::string& id) { workers_.SetLeaderHint(shard, id); });
   if (!summary.all_ok()) {
+    for (const auto& o : summary.shards) {
+      if (o.ok) continue;
+      auto view = workers_.Quorum(map, o.shard);
+      summary.available_nodes = summary.available_nodes < 0
+                                    ? view.healthy_replicas
+                                    : std::min<int64_t>(summary.available_nodes, view.healthy_replicas);
+      summary.known_term = std::max(summary.known_term, view.term);
+    }
     return ErrorResponse(summary.FailureStatus(client_key.empty() ? "" : client_key));
   }
   uint64_t fresh = 0;  // a retried key's points were counted the first time

@@ -87,6 +87,24 @@ const WorkerInfo* WorkerPool::AnyHealthyReplica(const ClusterMap& map, uint32_t 
   return map.Owner(shard);
 }
 
+WorkerPool::QuorumView WorkerPool::Quorum(const ClusterMap& map, uint32_t shard) const {
+  QuorumView view;
+  auto replicas = map.Replicas(shard);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const WorkerInfo* w : replicas) {
+    auto it = health_.find(w->address);
+    if (it == health_.end()) continue;
+    if (it->second.healthy) ++view.healthy_replicas;
+    const auto& report = it->second.last_report;
+    if (!report.is_object() || !report.contains("raft_status")) continue;
+    const auto& groups = report["raft_status"].value("groups", nlohmann::json::array());
+    for (const auto& g : groups) {
+      if (g.value("shard", UINT32_MAX) == shard) view.term = std::max(view.term, g.value("term", uint64_t{0}));
+    }
+  }
+  return view;
+}
+
 const WorkerInfo* WorkerPool::ReadTarget(const ClusterMap& map, uint32_t shard) const {
   auto replicas = map.Replicas(shard);
   if (replicas.size() <= 1) return map.Owner(shard);

@@ -48,6 +48,13 @@ class WorkerPool {
   // consistency=none: the first healthy replica in the shard's order (spreads
   // reads over owners), else its owner.
   const WorkerInfo* AnyHealthyReplica(const ClusterMap& map, uint32_t shard) const;
+  // For RAFT_ERROR: how many replicas of `shard` passed their last health
+  // check, and the highest term of the shard's group they reported.
+  struct QuorumView {
+    uint32_t healthy_replicas = 0;
+    uint64_t term = 0;
+  };
+  QuorumView Quorum(const ClusterMap& map, uint32_t shard) const;
 
  private:
   void HealthLoop();

@@ -47,6 +47,38 @@ int FsmApply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result)
   return 0;
 }
 
+int FsmSnapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  auto* impl = static_cast<RaftGroup::Impl*>(fsm->data);
+  Result<std::string> payload = impl->sm->Snapshot(raft_last_applied(&impl->raft));
+  if (!payload.ok()) return RAFT_BUSY;  // not caught up: the library retries later
+  const std::string entry = RaftGroup::EncodeEntry(*payload);
+  *bufs = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
+  if (*bufs == nullptr) return RAFT_NOMEM;
+  (*bufs)[0].len = entry.size();
+  (*bufs)[0].base = raft_malloc(entry.size());
+  if ((*bufs)[0].base == nullptr) {
+    raft_free(*bufs);
+    return RAFT_NOMEM;
+  }
+  std::memcpy((*bufs)[0].base, entry.data(), entry.size());
+  *n_bufs = 1;
+  return 0;
+}
+
+// Owns buf->base (the library hands it over).
+int FsmRestore(struct raft_fsm* fsm, struct raft_buffer* buf) {
+  auto* impl = static_cast<RaftGroup::Impl*>(fsm->data);
+  std::string_view payload;
+  const bool framed = RaftGroup::DecodeEntry(buf->base, buf->len, &payload);
+  Status s = framed ? impl->sm->Restore(payload) : Status(Code::kInternal, "malformed Raft snapshot");
+  raft_free(buf->base);
+  if (!s.ok()) {
+    spdlog::error("replica {}: cannot restore a snapshot: {}", impl->options.id, s.ToString());
+    return RAFT_MALFORMED;
+  }
+  return 0;
+}
+
 std::string RoleName(int state) {
   switch (state) {
     case RAFT_LEADER: return "leader";
@@ -116,6 +148,8 @@ Status RaftGroup::Start(const std::vector<RaftPeer>& bootstrap) {
     d->fsm.version = 1;
     d->fsm.data = d;
     d->fsm.apply = &FsmApply;
+    d->fsm.snapshot = &FsmSnapshot;
+    d->fsm.restore = &FsmRestore;
     rv = raft_init(&d->raft, &d->io, &d->fsm, o.id, o.address.c_str());
     if (rv != 0) {
       result = RaftError("raft_init", rv, raft_errmsg(&d->raft));
@@ -129,8 +163,9 @@ Status RaftGroup::Start(const std::vector<RaftPeer>& bootstrap) {
     raft_set_heartbeat_timeout(&d->raft, o.heartbeat_timeout_ms);
     raft_set_pre_vote(&d->raft, true);
     raft_set_max_inflight_entries(&d->raft, o.max_inflight_entries);
-    // Snapshots are not wired yet: never take one (the log grows until they are).
-    raft_set_snapshot_threshold(&d->raft, ~0u);
+    raft_set_snapshot_threshold(&d->raft, o.snapshot_threshold > 0 ? o.snapshot_threshold : ~0u);
+    raft_set_snapshot_trailing(&d->raft, o.snapshot_trailing);
+    raft_set_install_snapshot_timeout(&d->raft, o.install_snapshot_timeout_ms);
     if (!bootstrap.empty()) {
       struct raft_configuration conf;
       raft_configuration_init(&conf);

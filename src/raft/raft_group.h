@@ -31,6 +31,16 @@ class StateMachine {
   // means this replica cannot follow the log any more: the process aborts and
   // recovers by replaying from its last stored index (crash-and-recover).
   virtual Status Apply(uint64_t index, std::string_view command) = 0;
+  // Describes the state after entry `index` (every entry up to it applied) in a
+  // few bytes: the Raft snapshot, after which the library drops old entries.
+  // The state itself travels out of band (DESIGN.md: snapshots are logical).
+  // kUnavailable when the state has not caught up with `index` yet: the
+  // library tries again after later entries.
+  virtual Result<std::string> Snapshot(uint64_t index) = 0;
+  // Brings the state to at least that of a snapshot made by some replica's
+  // Snapshot(): nothing to do when it is there already (a restart), else the
+  // state machine catches up out of band before it applies later entries.
+  virtual Status Restore(std::string_view snapshot) = 0;
 };
 
 struct RaftPeer {
@@ -51,6 +61,14 @@ struct RaftGroupOptions {
   unsigned election_timeout_ms = 1000;
   unsigned heartbeat_timeout_ms = 100;
   unsigned max_inflight_entries = 512;  // the default 32 halves small-entry throughput
+  // Log compaction: a snapshot every `snapshot_threshold` committed entries,
+  // keeping the last `snapshot_trailing` entries so a follower slightly behind
+  // catches up from the log rather than by snapshot. 0 disables snapshots.
+  unsigned snapshot_threshold = 1024;
+  unsigned snapshot_trailing = 512;
+  // Our snapshots are 16 bytes (the files travel out of band), so an install
+  // that got no answer in 3 s was lost: the library then sends it again.
+  unsigned install_snapshot_timeout_ms = 3000;
 };
 
 struct RaftStatus {

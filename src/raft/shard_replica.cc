@@ -11,10 +11,24 @@ namespace {
 // learns its index before the entry can be applied far past it, so a window of
 // this many entries is plenty.
 constexpr uint64_t kOutcomeWindow = 4096;
+
+// How long the snapshot callback may hold the Raft loop waiting for the apply
+// thread to reach the snapshot's index before it gives up until a later entry.
+constexpr auto kSnapshotWait = std::chrono::milliseconds(20);
+
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t GetU64(std::string_view in, size_t at) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(in[at + i])) << (8 * i);
+  return v;
+}
+
 }  // namespace
 
-ShardReplica::ShardReplica(RaftLoop& loop, RaftGroupOptions options, ShardStore& store)
-    : store_(store), group_(loop, std::move(options), *this) {
+ShardReplica::ShardReplica(RaftLoop& loop, RaftGroupOptions options, ShardStore& store, SnapshotFetcher fetcher)
+    : store_(store), fetcher_(std::move(fetcher)), self_id_(options.id), group_(loop, std::move(options), *this) {
   applied_ = store_.applied_index();
   applier_ = std::thread([this] { ApplyLoop(); });
 }
@@ -39,19 +53,82 @@ uint64_t ShardReplica::applied_index() const {
   return applied_;
 }
 
+uint64_t ShardReplica::snapshots_installed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snapshots_installed_;
+}
+
 Status ShardReplica::Apply(uint64_t index, std::string_view command) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.emplace_back(index, std::string(command));
+    queue_.push_back({index, std::string(command)});
     enqueued_ = std::max(enqueued_, index);
   }
   cv_.notify_all();
   return Status::Ok();
 }
 
+Result<std::string> ShardReplica::Snapshot(uint64_t index) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // The snapshot promises the state at Raft index `index`, and the log before it
+  // is dropped, so every command up to it must be in the store (a restart then
+  // finds it in its own file). Entries that are not commands (barriers,
+  // configuration changes) never reach the store, so the store's own index is
+  // the last command's, at most `index`.
+  if (!cv_.wait_for(lock, kSnapshotWait, [&] { return applied_ >= enqueued_ || !failure_.ok() || stopping_; }) ||
+      applied_ < enqueued_ || !failure_.ok()) {
+    return Status(Code::kUnavailable, "the store has not applied every entry up to the snapshot yet");
+  }
+  RM_CHECK(applied_ <= index, "shard store is ahead of the Raft log");
+  std::string payload;
+  PutU64(payload, applied_);
+  PutU64(payload, self_id_);
+  return payload;
+}
+
+Status ShardReplica::Restore(std::string_view snapshot) {
+  if (snapshot.size() != 16) return Status(Code::kInternal, "malformed shard snapshot");
+  const uint64_t index = GetU64(snapshot, 0);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back({index, "", true, GetU64(snapshot, 8)});
+    enqueued_ = std::max(enqueued_, index);
+  }
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+void ShardReplica::InstallUpTo(uint64_t index, uint64_t source_id) {
+  auto delay = std::chrono::milliseconds(200);
+  while (store_.applied_index() < index) {
+    Status s;
+    if (!fetcher_) {
+      s = Status(Code::kInternal, "no snapshot source configured");
+    } else {
+      spdlog::info("shard {}: store at index {}, installing a snapshot of at least {} (from replica {} or another)",
+                   store_.shard(), store_.applied_index(), index, source_id);
+      Result<std::string> blob = fetcher_(store_.shard(), index, source_id);
+      s = blob.ok() ? store_.InstallSnapshot(*blob) : blob.status();
+      if (s.ok() && store_.applied_index() >= index) {
+        spdlog::info("shard {}: snapshot installed, store now at index {}", store_.shard(), store_.applied_index());
+        std::lock_guard<std::mutex> lock(mu_);
+        ++snapshots_installed_;
+        break;
+      }
+      if (s.ok()) s = Status(Code::kUnavailable, "the snapshot fetched is older than needed");
+    }
+    spdlog::warn("shard {}: cannot install a snapshot yet: {}; retrying", store_.shard(), s.ToString());
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cv_.wait_for(lock, delay, [&] { return stopping_; })) return;
+    delay = std::min(delay * 2, std::chrono::milliseconds(5000));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  applied_ = std::max(applied_, store_.applied_index());
+}
+
 void ShardReplica::ApplyLoop() {
   for (;;) {
-    std::pair<uint64_t, std::string> entry;
+    Item entry;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
@@ -63,24 +140,29 @@ void ShardReplica::ApplyLoop() {
       entry = std::move(queue_.front());
       queue_.pop_front();
     }
+    if (entry.install) {
+      InstallUpTo(entry.index, entry.source_id);
+      cv_.notify_all();
+      continue;
+    }
     raftmetrics::v1::ShardCommand command;
     Result<ApplyOutcome> outcome = Status(Code::kInternal, "not applied");
-    if (!command.ParseFromString(entry.second)) {
-      outcome = Status(Code::kInternal, "log entry " + std::to_string(entry.first) + " is not a ShardCommand");
+    if (!command.ParseFromString(entry.command)) {
+      outcome = Status(Code::kInternal, "log entry " + std::to_string(entry.index) + " is not a ShardCommand");
     } else {
-      outcome = store_.Apply(command, entry.first);
+      outcome = store_.Apply(command, entry.index);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!outcome.ok()) {
         failure_ = outcome.status();
         spdlog::critical("shard {}: cannot apply Raft entry {}: {}; this replica stops applying until restarted",
-                         store_.shard(), entry.first, outcome.status().ToString());
+                         store_.shard(), entry.index, outcome.status().ToString());
       } else {
-        applied_ = std::max(applied_, entry.first);
+        applied_ = std::max(applied_, entry.index);
       }
-      outcomes_.emplace(entry.first, std::move(outcome));
-      while (!outcomes_.empty() && outcomes_.begin()->first + kOutcomeWindow < entry.first) {
+      outcomes_.emplace(entry.index, std::move(outcome));
+      while (!outcomes_.empty() && outcomes_.begin()->first + kOutcomeWindow < entry.index) {
         outcomes_.erase(outcomes_.begin());
       }
     }

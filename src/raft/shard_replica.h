@@ -8,6 +8,14 @@
 // replica's own apply thread: the Raft loop only enqueues, so DuckDB commits
 // never stall heartbeats of the groups sharing the loop.
 //
+// Snapshots (log compaction): a Raft snapshot of a shard is 16 bytes, the index
+// the store has applied (of its last command; barriers and configuration
+// entries never reach the store) and the Raft id of the replica that took it. A replica
+// that must install one (it fell behind the leader's log, or is new) fetches
+// the shard's files from a replica that has applied at least that index,
+// through the SnapshotFetcher it was given, and swaps them into its store
+// before it applies any later entry.
+//
 // A store that fails to apply an entry (e.g. a full disk) stops applying: the
 // replica turns unavailable instead of silently skipping the entry and
 // diverging; a restart replays the log from the store's last index.
@@ -20,16 +28,23 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
 
 namespace rm::raft {
 
+// Fetches an exported snapshot (ShardStore::ExportSnapshot) of `shard` that has
+// applied at least `min_index`, preferably from the replica with Raft id
+// `source_id`. Called on the replica's apply thread; retried until it succeeds.
+using SnapshotFetcher =
+    std::function<Result<std::string>(uint32_t shard, uint64_t min_index, uint64_t source_id)>;
+
 class ShardReplica : public StateMachine {
  public:
   // `store` must outlive the replica.
-  ShardReplica(RaftLoop& loop, RaftGroupOptions options, ShardStore& store);
+  ShardReplica(RaftLoop& loop, RaftGroupOptions options, ShardStore& store, SnapshotFetcher fetcher = {});
   ~ShardReplica() override;
 
   Status Start(const std::vector<RaftPeer>& bootstrap);
@@ -45,24 +60,41 @@ class ShardReplica : public StateMachine {
   RaftStatus GetStatus() { return group_.GetStatus(); }
   // Index of the last entry this replica's store has applied.
   uint64_t applied_index() const;
+  // Snapshots this replica installed from another one (since it started).
+  uint64_t snapshots_installed() const;
   // Stops Raft, then the apply thread (entries already committed are applied).
   void Close();
 
  private:
-  Status Apply(uint64_t index, std::string_view command) override;  // on the Raft loop: enqueue
+  // On the Raft loop.
+  Status Apply(uint64_t index, std::string_view command) override;  // enqueue
+  Result<std::string> Snapshot(uint64_t index) override;
+  Status Restore(std::string_view snapshot) override;  // enqueue an install
   void ApplyLoop();
+  // On the apply thread: fetches and installs until the store reaches `index`.
+  void InstallUpTo(uint64_t index, uint64_t source_id);
+
+  struct Item {
+    uint64_t index;
+    std::string command;   // a ShardCommand; for an install, empty
+    bool install = false;  // a snapshot at `index` to catch up to
+    uint64_t source_id = 0;
+  };
 
   ShardStore& store_;
+  const SnapshotFetcher fetcher_;
+  const uint64_t self_id_;
   RaftGroup group_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<uint64_t, std::string>> queue_;  // committed, not yet applied
+  std::deque<Item> queue_;  // committed, not yet applied
   std::map<uint64_t, Result<ApplyOutcome>> outcomes_;   // recent outcomes, for proposers
   uint64_t applied_ = 0;        // last index handled by the apply thread
   uint64_t enqueued_ = 0;       // last index handed over by the Raft loop
   Status failure_;              // set when the store failed: no more applies
   bool stopping_ = false;
+  uint64_t snapshots_installed_ = 0;
   std::thread applier_;
 };
 

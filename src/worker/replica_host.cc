@@ -5,12 +5,14 @@
 namespace rm {
 
 ReplicaHost::ReplicaHost(std::string node_id, std::string listen, std::string advertise, std::string dir,
-                         ShardRegistry& shards)
+                         ShardRegistry& shards, raft::RaftGroupOptions group_options, raft::SnapshotFetcher fetcher)
     : node_id_(std::move(node_id)),
       listen_(std::move(listen)),
       advertise_(std::move(advertise)),
       dir_(std::move(dir)),
-      shards_(shards) {}
+      shards_(shards),
+      group_options_(std::move(group_options)),
+      fetcher_(std::move(fetcher)) {}
 
 ReplicaHost::~ReplicaHost() { Close(); }
 
@@ -47,13 +49,13 @@ void ReplicaHost::Sync(const ClusterMap& map) {
       spdlog::error("shard {}: cannot open its store: {}", shard, store.status().ToString());
       continue;
     }
-    raft::RaftGroupOptions o;
+    raft::RaftGroupOptions o = group_options_;
     o.id = self->raft_id;
     o.address = advertise_;
     o.dir = dir_ + "/raft-" + std::to_string(shard);
     o.network = network_.get();
     o.group_id = shard;
-    auto replica = std::make_unique<raft::ShardReplica>(*loop_, o, **store);
+    auto replica = std::make_unique<raft::ShardReplica>(*loop_, o, **store, fetcher_);
     Status s = replica->Start(peers);
     if (!s.ok()) {
       spdlog::error("shard {}: cannot start its Raft replica: {}", shard, s.ToString());
@@ -98,6 +100,7 @@ nlohmann::json ReplicaHost::GroupsJson(const ClusterMap* map) {
                       {"term", st.term},
                       {"commit_index", st.commit_index},
                       {"applied_index", r->applied_index()},
+                      {"snapshots_installed", r->snapshots_installed()},
                       {"last_log_index", st.last_log_index},
                       {"leader_id", leader}});
   }

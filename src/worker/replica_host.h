@@ -24,8 +24,10 @@ namespace rm {
 class ReplicaHost {
  public:
   // `listen` is bind-host:port for Raft traffic, `advertise` what peers dial.
+  // `group_options` holds the settings every group shares (timeouts, log
+  // compaction); `fetcher` brings snapshots from other replicas.
   ReplicaHost(std::string node_id, std::string listen, std::string advertise, std::string dir,
-              ShardRegistry& shards);
+              ShardRegistry& shards, raft::RaftGroupOptions group_options, raft::SnapshotFetcher fetcher);
   ~ReplicaHost();
 
   // Starts the replicas `map` asks of this node that are not running yet.
@@ -43,6 +45,8 @@ class ReplicaHost {
   const std::string advertise_;
   const std::string dir_;
   ShardRegistry& shards_;
+  const raft::RaftGroupOptions group_options_;
+  const raft::SnapshotFetcher fetcher_;
 
   std::mutex mu_;  // guards everything below
   std::unique_ptr<raft::RaftLoop> loop_;

@@ -69,6 +69,9 @@ WorkerService::WorkerService(NodeConfig config, MetricsRegistry& metrics)
                                                 MetricsRegistry::LatencyBuckets())),
       raft_elections_(metrics.AddCounter("raftmetrics_raft_elections_total",
                                          "Elections seen by this node's shard groups (term increases)", {"shard"})),
+      raft_snapshots_installed_(metrics.AddCounter("raftmetrics_raft_snapshots_installed_total",
+                                                   "Snapshots a shard replica here installed from another replica",
+                                                   {"shard"})),
       raft_role_(metrics.AddGauge("raftmetrics_raft_role", "1 for the role each shard group has on this node",
                                   {"shard", "role"})),
       client_(),
@@ -102,6 +105,10 @@ void WorkerService::CollectMetrics() {
         const uint64_t term = g["term"].get<uint64_t>();
         if (term > last) raft_elections_.Add({shard}, static_cast<double>(term - last));
         last = std::max(last, term);
+        uint64_t& seen = last_installs_[g["shard"].get<uint32_t>()];
+        const uint64_t installs = g["snapshots_installed"].get<uint64_t>();
+        if (installs > seen) raft_snapshots_installed_.Add({shard}, static_cast<double>(installs - seen));
+        seen = std::max(seen, installs);
       }
       raft_is_leader_.Set({shard}, g["role"] == "leader" ? 1 : 0);
       raft_commit_index_.Set({shard}, g["commit_index"].get<double>());
@@ -115,8 +122,13 @@ nlohmann::json WorkerService::StatsJson() {
   uint64_t total = 0;
   for (ShardStore* store : shards_.All()) {
     total += store->point_count();
+    // The sum of every value is a checksum replicas of one shard must agree on.
+    PointFilter everything;
+    everything.min_max = false;
+    auto agg = store->Aggregate(everything);
     shards.push_back({{"shard", store->shard()},
                       {"points", store->point_count()},
+                      {"sum", agg.ok() ? nlohmann::json(agg->sum) : nlohmann::json(nullptr)},
                       {"bytes", store->DiskBytes()},
                       {"applied_index", store->applied_index()}});
   }
@@ -138,8 +150,15 @@ void WorkerService::StartRegistration(uint16_t port) {
   advertise_ = config_.advertise.empty() ? "127.0.0.1:" + std::to_string(port) : config_.advertise;
   const int raft_port = config_.raft_port >= 0 ? config_.raft_port : port + 1000;
   const std::string host = advertise_.substr(0, advertise_.rfind(':'));
-  replicas_ = std::make_unique<ReplicaHost>(config_.node_id, config_.bind + ":" + std::to_string(raft_port),
-                                            host + ":" + std::to_string(raft_port), config_.db_path, shards_);
+  raft::RaftGroupOptions group_options;
+  group_options.snapshot_threshold = config_.raft_snapshot_threshold;
+  group_options.snapshot_trailing = config_.raft_snapshot_trailing;
+  replicas_ = std::make_unique<ReplicaHost>(
+      config_.node_id, config_.bind + ":" + std::to_string(raft_port), host + ":" + std::to_string(raft_port),
+      config_.db_path, shards_, group_options,
+      [this](uint32_t shard, uint64_t min_index, uint64_t source_id) {
+        return FetchSnapshot(shard, min_index, source_id);
+      });
   if (auto map = CurrentMap()) replicas_->Sync(*map);
   if (!config_.control_host.empty()) {
     registration_ = std::thread([this] { RegistrationLoop(); });
@@ -188,6 +207,70 @@ void WorkerService::RegisterRoutes(Router& router) {
   router.Add("POST", "/internal/query", [this](HttpRequest& r) { return HandleInternalQuery(r); });
   router.Add("POST", "/internal/map", [this](HttpRequest& r) { return HandleInternalMap(r); });
   router.Add("POST", "/internal/aggregate", [this](HttpRequest& r) { return HandleInternalAggregate(r); });
+  router.Add("GET", "/internal/snapshot", [this](HttpRequest& r) { return HandleInternalSnapshot(r); });
+}
+
+Result<std::string> WorkerService::FetchSnapshot(uint32_t shard, uint64_t min_index, uint64_t source_id) {
+  auto map = CurrentMap();
+  if (!map) return Status(Code::kUnavailable, "no cluster map yet");
+  // The replica that took the snapshot first (it has the index for sure), then
+  // the other members of the shard's replica set.
+  std::vector<const WorkerInfo*> candidates;
+  for (const auto& w : map->workers()) {
+    if (w.raft_id == source_id && w.id != config_.node_id) candidates.push_back(&w);
+  }
+  for (const WorkerInfo* w : map->Replicas(shard)) {
+    if (w->id != config_.node_id && w->raft_id != source_id) candidates.push_back(w);
+  }
+  Status last(Code::kUnavailable, "no other replica of shard " + std::to_string(shard) + " is known");
+  for (const WorkerInfo* w : candidates) {
+    OutgoingRequest req;
+    req.method = "GET";
+    req.target = "/internal/snapshot?shard=" + std::to_string(shard) + "&min_index=" + std::to_string(min_index);
+    req.headers = InternalHeaders(config_.cluster_secret);
+    auto resp = client_.Send(w->address, req, std::chrono::milliseconds(60000));
+    if (!resp.ok()) {
+      last = resp.status();
+    } else if (resp->status != 200) {
+      last = Status(Code::kUnavailable, w->id + " answered HTTP " + std::to_string(resp->status) + ": " +
+                                            resp->body.substr(0, 300));
+    } else {
+      spdlog::info("shard {}: fetched a {}-byte snapshot from {}", shard, resp->body.size(), w->id);
+      return std::move(resp->body);
+    }
+  }
+  return last;
+}
+
+HttpResponse WorkerService::HandleInternalSnapshot(HttpRequest& req) {
+  uint64_t shard = 0, min_index = 0;
+  const std::string* shard_text = req.Param("shard");
+  const std::string* index_text = req.Param("min_index");
+  try {
+    if (!shard_text || !index_text) throw std::invalid_argument("missing");
+    shard = std::stoull(*shard_text);
+    min_index = std::stoull(*index_text);
+  } catch (const std::exception&) {
+    return ErrorResponse(Status(Code::kValidation, "shard and min_index must be non-negative integers"));
+  }
+  ShardStore* store = shards_.Find(static_cast<uint32_t>(shard));
+  if (!store) return ErrorResponse(Status(Code::kNotFound, "shard " + std::to_string(shard) + " is not stored here"));
+  // A replica slightly behind gets there in a moment; one far behind (or
+  // installing a snapshot itself) answers 503 and the caller asks another.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (store->applied_index() < min_index && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (store->applied_index() < min_index) {
+    return ErrorResponse(Status(Code::kUnavailable, "this replica has not applied that index",
+                                {{"applied_index", store->applied_index()}, {"min_index", min_index}}));
+  }
+  auto blob = store->ExportSnapshot();
+  if (!blob.ok()) return ErrorResponse(blob.status());
+  HttpResponse r;
+  r.content_type = "application/octet-stream";
+  r.body = std::move(*blob);
+  return r;
 }
 
 std::optional<ClusterMap> WorkerService::CurrentMap() {

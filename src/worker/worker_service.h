@@ -3,6 +3,8 @@
 //   POST /internal/write   apply ShardCommands        (protobuf, from control/workers)
 //   POST /internal/query   partial aggregates         (protobuf, from control)
 //   POST /internal/map     receive the cluster map    (JSON, from control; answers health)
+//   GET  /internal/snapshot?shard=&min_index=  a shard's files, for a replica
+//                          catching up by snapshot (from other workers)
 // Writes are applied through ShardStore::ApplyNext today; Raft will sit between
 // /internal/write and the store without changing either side.
 // Thread-safe: handlers run concurrently on the server's handler pool.
@@ -51,6 +53,10 @@ class WorkerService {
   HttpResponse HandleInternalQuery(HttpRequest& req);
   HttpResponse HandleInternalMap(HttpRequest& req);
   HttpResponse HandleInternalAggregate(HttpRequest& req);
+  HttpResponse HandleInternalSnapshot(HttpRequest& req);
+  // Brings a snapshot of `shard` at >= `min_index` from another replica (the
+  // raft::SnapshotFetcher of this node's shard replicas).
+  Result<std::string> FetchSnapshot(uint32_t shard, uint64_t min_index, uint64_t source_id);
 
   nlohmann::json HealthJson();
   // consistency=strong: false when `shard` is replicated here and this node
@@ -81,9 +87,13 @@ class WorkerService {
   MetricFamily& raft_proposals_;
   MetricFamily& raft_commit_seconds_;
   MetricFamily& raft_elections_;
+  MetricFamily& raft_snapshots_installed_;
   MetricFamily& raft_role_;
   std::mutex terms_mu_;
-  std::map<uint32_t, uint64_t> last_terms_;  // per shard, to count elections (guarded by terms_mu_)
+  // Per shard, what CollectMetrics saw last, to turn totals into counter
+  // increments (guarded by terms_mu_).
+  std::map<uint32_t, uint64_t> last_terms_;
+  std::map<uint32_t, uint64_t> last_installs_;
   HttpClient client_;
   const int64_t started_us_;
   std::string advertise_;

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -69,7 +70,19 @@ class ReplicatedShard : public testing::Test {
     o.dir = d + "/raft-3";
     o.election_timeout_ms = 300;
     o.heartbeat_timeout_ms = 50;
-    n.replica = std::make_unique<ShardReplica>(*n.loop, o, *n.store);
+    o.snapshot_threshold = snapshot_threshold_;
+    o.snapshot_trailing = snapshot_trailing_;
+    // Snapshots travel out of band; here straight from a store that has applied enough.
+    auto fetch = [this](uint32_t, uint64_t min_index, uint64_t source) -> Result<std::string> {
+      ++fetches_;
+      for (auto& [id, other] : nodes_) {
+        if (other.store && other.store->applied_index() >= min_index && (id == source || source == 0)) {
+          return other.store->ExportSnapshot();
+        }
+      }
+      return Status(Code::kUnavailable, "no replica has that index yet");
+    };
+    n.replica = std::make_unique<ShardReplica>(*n.loop, o, *n.store, fetch);
     Status s = n.replica->Start(peers_);
     ASSERT_TRUE(s.ok()) << s.ToString();
     nodes_[id] = std::move(n);
@@ -95,6 +108,19 @@ class ReplicatedShard : public testing::Test {
   std::string dir_;
   std::vector<RaftPeer> peers_;
   std::map<uint64_t, Node> nodes_;
+  unsigned snapshot_threshold_ = 1024;
+  unsigned snapshot_trailing_ = 512;
+  std::atomic<int> fetches_{0};
+};
+
+// The same with a tiny log: a snapshot every 4 entries, 2 kept behind it.
+class CompactingShard : public ReplicatedShard {
+ protected:
+  void SetUp() override {
+    snapshot_threshold_ = 4;
+    snapshot_trailing_ = 2;
+    ReplicatedShard::SetUp();
+  }
 };
 
 TEST_F(ReplicatedShard, EveryReplicaStoresEveryAcknowledgedPointOnce) {
@@ -159,6 +185,58 @@ TEST_F(ReplicatedShard, WithoutQuorumAWriteTimesOutAndIsNeverAcknowledged) {
   EXPECT_TRUE(r.status().code() == Code::kTimeout || r.status().code() == Code::kUnavailable)
       << r.status().ToString();
   EXPECT_EQ(nodes_[leader].store->point_count(), 0u);
+}
+
+TEST_F(CompactingShard, AFollowerBehindTheLogCatchesUpBySnapshot) {
+  uint64_t leader = Leader();
+  ASSERT_NE(leader, 0u);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(nodes_[leader].replica->Write(Command("a" + std::to_string(i), "h1", 3), 5s).ok());
+  uint64_t follower = leader == 3 ? 2 : 3;
+  ASSERT_TRUE(WaitFor([&] { return nodes_[follower].store->point_count() == 15; }, 10s));
+  Shut(nodes_[follower]);
+  // Far more entries than the leader keeps: the follower cannot catch up from the log.
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(nodes_[leader].replica->Write(Command("b" + std::to_string(i), "h" + std::to_string(i % 3), 2), 5s).ok());
+  }
+  Open(follower);
+  EXPECT_TRUE(WaitFor([&] { return nodes_[follower].store->point_count() == 75; }, 15s))
+      << nodes_[follower].store->point_count();
+  EXPECT_TRUE(WaitFor([&] { return nodes_[follower].replica->snapshots_installed() >= 1; }, 5s));
+  // And it follows the log again afterwards, each entry once.
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(nodes_[leader].replica->Write(Command("c" + std::to_string(i), "h9", 1), 5s).ok());
+  EXPECT_TRUE(WaitFor([&] { return nodes_[follower].store->point_count() == 80; }, 10s));
+  // A retry of a key stored before the snapshot is still recognised after it.
+  auto again = nodes_[leader].replica->Write(Command("b3", "h0", 2), 5s);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_TRUE(WaitFor([&] {
+    return nodes_[follower].store->applied_index() == nodes_[leader].store->applied_index();
+  }, 10s));
+  EXPECT_EQ(nodes_[follower].store->point_count(), 80u);
+  auto a = nodes_[leader].store->Aggregate({});
+  auto b = nodes_[follower].store->Aggregate({});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->count, b->count);
+  EXPECT_DOUBLE_EQ(a->sum, b->sum);
+}
+
+TEST_F(CompactingShard, ARestartWithItsOwnSnapshotNeedsNoTransfer) {
+  uint64_t leader = Leader();
+  ASSERT_NE(leader, 0u);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(nodes_[leader].replica->Write(Command("k" + std::to_string(i), "h", 2), 5s).ok());
+  for (auto& [id, n] : nodes_) ASSERT_TRUE(WaitFor([&] { return n.store->point_count() == 40; }, 10s));
+  // Every replica has compacted by now; restart them all.
+  for (auto& [id, n] : nodes_) Shut(n);
+  fetches_ = 0;
+  for (uint64_t id = 1; id <= 3; ++id) Open(id);
+  leader = Leader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(nodes_[leader].replica->Write(Command("after", "h", 1), 5s).ok());
+  for (auto& [id, n] : nodes_) {
+    EXPECT_TRUE(WaitFor([&] { return n.store->point_count() == 41; }, 10s)) << id << ": " << n.store->point_count();
+    EXPECT_EQ(n.replica->snapshots_installed(), 0u);
+  }
+  EXPECT_EQ(fetches_.load(), 0);
 }
 
 }  // namespace
