@@ -261,6 +261,138 @@ std::future<Status> RaftGroup::Barrier() {
   return future;
 }
 
+namespace {
+
+// One membership change in flight; owned by the library between the call and its callback.
+struct Change {
+  struct raft_change req;
+  std::promise<Status> promise;
+  RaftGroup::Impl* impl = nullptr;
+  uint64_t id = 0;
+};
+
+Status NotLeader(struct raft* r) {
+  raft_id leader_id = 0;
+  const char* leader_address = nullptr;
+  raft_leader(r, &leader_id, &leader_address);
+  return Status(Code::kUnavailable, "not the leader",
+                {{"leader_id", leader_id}, {"leader_address", leader_address ? leader_address : ""}});
+}
+
+const struct raft_server* FindServer(const struct raft* r, uint64_t id) {
+  for (unsigned i = 0; i < r->configuration.n; ++i) {
+    if (r->configuration.servers[i].id == id) return &r->configuration.servers[i];
+  }
+  return nullptr;
+}
+
+Status ChangeFailed(const char* what, int rv) {
+  // CANTCHANGE: another change is still in flight; the caller retries.
+  return Status(Code::kUnavailable, std::string(what) + ": " + raft_strerror(rv), {{"raft_code", rv}});
+}
+
+}  // namespace
+
+std::future<Status> RaftGroup::AddVoter(uint64_t id, std::string address) {
+  auto* change = new Change;
+  auto future = change->promise.get_future();
+  Impl* d = impl_;
+  change->impl = d;
+  change->id = id;
+  bool posted = loop_.Post([d, change, id, address = std::move(address)] {
+    auto finish = [change](Status s) {
+      change->promise.set_value(std::move(s));
+      delete change;
+    };
+    if (!d->initialised || d->closing) return finish(Status(Code::kUnavailable, "Raft replica is closed"));
+    if (raft_state(&d->raft) != RAFT_LEADER) return finish(NotLeader(&d->raft));
+    const struct raft_server* server = FindServer(&d->raft, id);
+    change->req.data = change;
+    auto promote = [](struct raft_change* req, int status) {
+      auto* c = static_cast<Change*>(req->data);
+      if (status != 0) {
+        c->promise.set_value(ChangeFailed("adding the replica failed", status));
+        delete c;
+        return;
+      }
+      // A fresh request for the promotion: the library is done with this one.
+      auto* next = new Change;
+      next->promise = std::move(c->promise);
+      next->impl = c->impl;
+      next->id = c->id;
+      next->req.data = next;
+      delete c;
+      int rv = raft_assign(&next->impl->raft, &next->req, next->id, RAFT_VOTER, [](struct raft_change* r2, int st) {
+        auto* c2 = static_cast<Change*>(r2->data);
+        c2->promise.set_value(st == 0 ? Status::Ok() : ChangeFailed("promoting the replica failed", st));
+        delete c2;
+      });
+      if (rv != 0) {
+        next->promise.set_value(ChangeFailed("raft_assign", rv));
+        delete next;
+      }
+    };
+    if (server && server->role == RAFT_VOTER) return finish(Status::Ok());
+    int rv;
+    if (server) {
+      rv = raft_assign(&d->raft, &change->req, id, RAFT_VOTER, [](struct raft_change* req, int st) {
+        auto* c = static_cast<Change*>(req->data);
+        c->promise.set_value(st == 0 ? Status::Ok() : ChangeFailed("promoting the replica failed", st));
+        delete c;
+      });
+    } else {
+      rv = raft_add(&d->raft, &change->req, id, address.c_str(), promote);
+    }
+    if (rv != 0) finish(ChangeFailed(server ? "raft_assign" : "raft_add", rv));
+  });
+  if (!posted) {
+    change->promise.set_value(Status(Code::kUnavailable, "Raft loop is stopping"));
+    delete change;
+  }
+  return future;
+}
+
+std::future<Status> RaftGroup::RemoveMember(uint64_t id) {
+  auto* change = new Change;
+  auto future = change->promise.get_future();
+  Impl* d = impl_;
+  change->impl = d;
+  change->id = id;
+  bool posted = loop_.Post([d, change] {
+    auto finish = [change](Status s) {
+      change->promise.set_value(std::move(s));
+      delete change;
+    };
+    if (!d->initialised || d->closing) return finish(Status(Code::kUnavailable, "Raft replica is closed"));
+    if (raft_state(&d->raft) != RAFT_LEADER) return finish(NotLeader(&d->raft));
+    if (!FindServer(&d->raft, change->id)) return finish(Status::Ok());
+    change->req.data = change;
+    int rv = raft_remove(&d->raft, &change->req, change->id, [](struct raft_change* req, int st) {
+      auto* c = static_cast<Change*>(req->data);
+      c->promise.set_value(st == 0 ? Status::Ok() : ChangeFailed("removing the replica failed", st));
+      delete c;
+    });
+    if (rv != 0) finish(ChangeFailed("raft_remove", rv));
+  });
+  if (!posted) {
+    change->promise.set_value(Status(Code::kUnavailable, "Raft loop is stopping"));
+    delete change;
+  }
+  return future;
+}
+
+std::vector<uint64_t> RaftGroup::Voters() {
+  std::vector<uint64_t> ids;
+  Impl* d = impl_;
+  loop_.RunSync([&] {
+    if (!d->initialised || d->closing) return;
+    for (unsigned i = 0; i < d->raft.configuration.n; ++i) {
+      if (d->raft.configuration.servers[i].role == RAFT_VOTER) ids.push_back(d->raft.configuration.servers[i].id);
+    }
+  });
+  return ids;
+}
+
 RaftStatus RaftGroup::GetStatus() {
   RaftStatus st;
   Impl* d = impl_;

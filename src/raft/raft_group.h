@@ -100,6 +100,16 @@ class RaftGroup {
   // committed a barrier entry, so every entry acknowledged before the call has
   // been handed to the state machine. kUnavailable when not the leader.
   std::future<Status> Barrier();
+  // Membership (on the leader; kUnavailable elsewhere, with a leader hint).
+  // AddVoter adds `id` as a spare, then promotes it: the library first lets it
+  // catch up (entries or a snapshot), then commits the new configuration.
+  // Resolves OK when that is committed; OK at once if `id` already votes.
+  std::future<Status> AddVoter(uint64_t id, std::string address);
+  // Removes `id` from the configuration (OK at once if it is not a member). A
+  // leader removing itself steps down once the change is committed.
+  std::future<Status> RemoveMember(uint64_t id);
+  // The ids of the current configuration's voters (empty when closed).
+  std::vector<uint64_t> Voters();
   RaftStatus GetStatus();
   // Closes the replica (idempotent); pending proposals fail.
   void Close();

@@ -58,6 +58,11 @@ class ShardReplica : public StateMachine {
   // barrier and its store has applied every entry before it.
   Status ReadBarrier(std::chrono::milliseconds timeout);
   RaftStatus GetStatus() { return group_.GetStatus(); }
+  // Membership changes, on the leader (see RaftGroup::AddVoter/RemoveMember);
+  // kTimeout when not done within `timeout` (the change may still complete).
+  Status AddVoter(uint64_t id, const std::string& address, std::chrono::milliseconds timeout);
+  Status RemoveMember(uint64_t id, std::chrono::milliseconds timeout);
+  std::vector<uint64_t> Voters() { return group_.Voters(); }
   // Index of the last entry this replica's store has applied.
   uint64_t applied_index() const;
   // Snapshots this replica installed from another one (since it started).

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -55,7 +56,9 @@ class ReplicatedShard : public testing::Test {
     for (auto& [id, n] : nodes_) Shut(n);
     std::filesystem::remove_all(dir_);
   }
-  void Open(uint64_t id) {
+  // `bootstrap` false: a new replica joining an existing group (no configuration of its own).
+  void Open(uint64_t id, bool bootstrap = true) {
+    while (peers_.size() < id) peers_.push_back({peers_.size() + 1, "127.0.0.1:" + std::to_string(FreePort())});
     Node n;
     std::string d = dir_ + "/n" + std::to_string(id);
     std::filesystem::create_directories(d);
@@ -83,7 +86,8 @@ class ReplicatedShard : public testing::Test {
       return Status(Code::kUnavailable, "no replica has that index yet");
     };
     n.replica = std::make_unique<ShardReplica>(*n.loop, o, *n.store, fetch);
-    Status s = n.replica->Start(peers_);
+    Status s = n.replica->Start(bootstrap ? std::vector<RaftPeer>(peers_.begin(), peers_.begin() + 3)
+                                          : std::vector<RaftPeer>{});
     ASSERT_TRUE(s.ok()) << s.ToString();
     nodes_[id] = std::move(n);
   }
@@ -237,6 +241,39 @@ TEST_F(CompactingShard, ARestartWithItsOwnSnapshotNeedsNoTransfer) {
     EXPECT_EQ(n.replica->snapshots_installed(), 0u);
   }
   EXPECT_EQ(fetches_.load(), 0);
+}
+
+TEST_F(CompactingShard, AReplicaMovesToANewNodeWhileWritesGoOn) {
+  uint64_t leader = Leader();
+  ASSERT_NE(leader, 0u);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(nodes_[leader].replica->Write(Command("m" + std::to_string(i), "h", 2), 5s).ok());
+  // Node 4 starts empty and joins: it catches up by snapshot (the log is compacted), then votes.
+  Open(4, /*bootstrap=*/false);
+  Status added = nodes_[leader].replica->AddVoter(4, peers_[3].address, 20s);
+  ASSERT_TRUE(added.ok()) << added.ToString();
+  EXPECT_TRUE(WaitFor([&] { return nodes_[4].store->point_count() == 40; }, 10s)) << nodes_[4].store->point_count();
+  // Adding it again changes nothing.
+  EXPECT_TRUE(nodes_[leader].replica->AddVoter(4, peers_[3].address, 5s).ok());
+  // A follower leaves; the group is {leader, other, 4}.
+  uint64_t leaving = leader == 1 ? 2 : 1;
+  Status removed = nodes_[leader].replica->RemoveMember(leaving, 10s);
+  ASSERT_TRUE(removed.ok()) << removed.ToString();
+  auto voters = nodes_[leader].replica->Voters();
+  std::sort(voters.begin(), voters.end());
+  std::vector<uint64_t> expected;
+  for (uint64_t id = 1; id <= 4; ++id) {
+    if (id != leaving) expected.push_back(id);
+  }
+  EXPECT_EQ(voters, expected);
+  Shut(nodes_[leaving]);
+  // A majority of the new group acknowledges writes, node 4 among the replicas.
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(nodes_[leader].replica->Write(Command("n" + std::to_string(i), "h", 1), 5s).ok());
+  EXPECT_TRUE(WaitFor([&] { return nodes_[4].store->point_count() == 50; }, 10s)) << nodes_[4].store->point_count();
+  // Followers refuse membership changes and name the leader.
+  uint64_t follower = 4;
+  Status refused = nodes_[follower].replica->RemoveMember(leader, 5s);
+  EXPECT_EQ(refused.code(), Code::kUnavailable);
+  EXPECT_EQ(refused.details()["leader_id"], leader);
 }
 
 }  // namespace
