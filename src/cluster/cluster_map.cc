@@ -117,6 +117,86 @@ void ClusterMap::AssignRoundRobin() {
   ++version_;
 }
 
+const ReplicaMove* ClusterMap::PendingMove(uint32_t shard) const {
+  for (const auto& m : moves_) {
+    if (m.shard == shard) return &m;
+  }
+  return nullptr;
+}
+
+bool ClusterMap::BeginMove(const ReplicaMove& move) {
+  if (!assigned_ || move.shard >= replicas_.size() || PendingMove(move.shard)) return false;
+  const auto& set = replicas_[move.shard];
+  const bool from_holds = std::find(set.begin(), set.end(), move.from) != set.end();
+  const bool to_holds = std::find(set.begin(), set.end(), move.to) != set.end();
+  if (!from_holds || to_holds || !FindWorker(move.to)) return false;
+  moves_.push_back(move);
+  ++version_;
+  return true;
+}
+
+void ClusterMap::CompleteMove(uint32_t shard) {
+  auto it = std::find_if(moves_.begin(), moves_.end(), [&](const ReplicaMove& m) { return m.shard == shard; });
+  if (it == moves_.end()) return;
+  for (auto& r : replicas_[shard]) {
+    if (r == it->from) r = it->to;
+  }
+  moves_.erase(it);
+  if (!std::binary_search(reconfigured_.begin(), reconfigured_.end(), shard)) {
+    reconfigured_.insert(std::upper_bound(reconfigured_.begin(), reconfigured_.end(), shard), shard);
+  }
+  ++version_;
+}
+
+std::string ClusterMap::Learner(uint32_t shard) const {
+  const ReplicaMove* m = PendingMove(shard);
+  return m ? m->to : "";
+}
+
+std::vector<uint32_t> ClusterMap::HostedBy(const std::string& id) const {
+  std::vector<uint32_t> out = ShardsOf(id);
+  for (const auto& m : moves_) {
+    if (m.to == id) out.push_back(m.shard);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+bool ClusterMap::Bootstraps(uint32_t shard) const {
+  return !std::binary_search(reconfigured_.begin(), reconfigured_.end(), shard);
+}
+
+bool ClusterMap::decommissioning(const std::string& id) const {
+  return std::find(decommissioning_.begin(), decommissioning_.end(), id) != decommissioning_.end();
+}
+
+void ClusterMap::SetDecommissioning(const std::string& id) {
+  if (decommissioning(id) || !FindWorker(id)) return;
+  decommissioning_.push_back(id);
+  ++version_;
+}
+
+bool ClusterMap::removed(const std::string& id) const {
+  return std::find(removed_.begin(), removed_.end(), id) != removed_.end();
+}
+
+Status ClusterMap::RemoveWorker(const std::string& id) {
+  if (!FindWorker(id)) return Status(Code::kNotFound, "no worker " + id);
+  if (!HostedBy(id).empty()) {
+    return Status(Code::kUnavailable, "worker " + id + " still holds replicas", {{"shards", HostedBy(id)}});
+  }
+  for (const auto& m : moves_) {
+    if (m.from == id) return Status(Code::kUnavailable, "a replica of worker " + id + " is still moving");
+  }
+  workers_.erase(std::remove_if(workers_.begin(), workers_.end(), [&](const WorkerInfo& w) { return w.id == id; }),
+                 workers_.end());
+  decommissioning_.erase(std::remove(decommissioning_.begin(), decommissioning_.end(), id), decommissioning_.end());
+  if (!removed(id)) removed_.push_back(id);
+  ++version_;
+  return Status::Ok();
+}
+
 nlohmann::json ClusterMap::ToJson() const {
   nlohmann::json workers = nlohmann::json::array();
   for (const auto& w : workers_) {
@@ -125,9 +205,15 @@ nlohmann::json ClusterMap::ToJson() const {
   }
   std::vector<std::string> owners;  // kept for readers of the first format
   for (const auto& set : replicas_) owners.push_back(set.empty() ? "" : set[0]);
+  nlohmann::json moves = nlohmann::json::array();
+  for (const auto& m : moves_) {
+    moves.push_back({{"shard", m.shard}, {"from", m.from}, {"to", m.to}, {"reason", m.reason}});
+  }
   return {{"num_shards", num_shards_}, {"replication_factor", replication_factor_}, {"version", version_},
           {"assigned", assigned_}, {"next_raft_id", next_raft_id_}, {"workers", workers},
-          {"shard_owners", owners}, {"shard_replicas", replicas_}};
+          {"shard_owners", owners}, {"shard_replicas", replicas_}, {"pending_moves", moves},
+          {"reconfigured_shards", reconfigured_}, {"decommissioning", decommissioning_},
+          {"removed_workers", removed_}};
 }
 
 Result<ClusterMap> ClusterMap::FromJson(const nlohmann::json& json) {
@@ -151,6 +237,14 @@ Result<ClusterMap> ClusterMap::FromJson(const nlohmann::json& json) {
         map.replicas_.push_back(owner.empty() ? std::vector<std::string>{} : std::vector<std::string>{owner});
       }
     }
+    for (const auto& m : json.value("pending_moves", nlohmann::json::array())) {
+      map.moves_.push_back({m.at("shard").get<uint32_t>(), m.at("from").get<std::string>(),
+                            m.at("to").get<std::string>(), m.value("reason", std::string())});
+    }
+    map.reconfigured_ = json.value("reconfigured_shards", std::vector<uint32_t>{});
+    std::sort(map.reconfigured_.begin(), map.reconfigured_.end());
+    map.decommissioning_ = json.value("decommissioning", std::vector<std::string>{});
+    map.removed_ = json.value("removed_workers", std::vector<std::string>{});
     if (map.replicas_.size() != map.num_shards_ || map.num_shards_ == 0) {
       return Status(Code::kInvalidRequest, "cluster map: shard replicas do not match num_shards");
     }

@@ -4,10 +4,13 @@
 //
 // Each shard has a replica set of `replication_factor` distinct workers (fewer
 // when there are fewer workers); the first is its owner, the preferred leader.
-// With RF 1 the owner is the only copy. Shards are assigned once, round-robin
-// (shard s on workers s, s+1, ... mod n), and never move afterwards in this
-// version: a worker that joins later is registered and health-checked but
-// holds no shard until replicas can be moved (Raft membership changes).
+// With RF 1 the owner is the only copy. Shards are first assigned round-robin
+// (shard s on workers s, s+1, ... mod n). With RF >= 2 replicas then move
+// (src/control/rebalancer.h): a move of shard s from worker A to worker B is
+// recorded here first (B is then a *learner*: it runs an empty replica that
+// the group adds and promotes), and completed once the group's configuration
+// no longer has A. Only the founding replica set of a shard that never moved
+// bootstraps its Raft group; every later replica joins empty.
 // Every worker with an id also gets a Raft id (1, 2, ... in order of arrival,
 // never reused). A value type; not thread-safe by itself.
 #pragma once
@@ -22,6 +25,15 @@
 #include <vector>
 
 namespace rm {
+
+// A replica of `shard` moving from worker `from` to worker `to`.
+struct ReplicaMove {
+  uint32_t shard = 0;
+  std::string from;
+  std::string to;
+  std::string reason;  // "rebalance", "decommission", "replace_dead"
+  bool operator==(const ReplicaMove&) const = default;
+};
 
 struct WorkerInfo {
   std::string id;       // "" until the worker told us (WORKER_HOSTS entries)
@@ -59,6 +71,28 @@ class ClusterMap {
   // min(replication_factor, workers) of them. Precondition: !assigned().
   void AssignRoundRobin();
 
+  // Replica moves (RF >= 2). At most one move per shard is pending.
+  const std::vector<ReplicaMove>& pending_moves() const { return moves_; }
+  const ReplicaMove* PendingMove(uint32_t shard) const;
+  // Records a move; `to` becomes a learner of the shard. False if the shard
+  // already has a pending move or the move makes no sense.
+  bool BeginMove(const ReplicaMove& move);
+  // `to` takes `from`'s place in the replica set; the shard no longer bootstraps.
+  void CompleteMove(uint32_t shard);
+  // The learner of a shard's pending move ("" if none).
+  std::string Learner(uint32_t shard) const;
+  // Shards worker `id` must run a replica of: its replica sets and pending moves to it.
+  std::vector<uint32_t> HostedBy(const std::string& id) const;
+  // Whether the shard's replicas bootstrap its Raft group (never moved yet).
+  bool Bootstraps(uint32_t shard) const;
+
+  // Decommissioning (POST /remove): the worker's replicas move away first, then
+  // it leaves the map. Removed ids may not register again.
+  bool decommissioning(const std::string& id) const;
+  void SetDecommissioning(const std::string& id);
+  // Drops a worker that holds no replica and is no target of a move.
+  Status RemoveWorker(const std::string& id);
+  bool removed(const std::string& id) const;
   nlohmann::json ToJson() const;
   static Result<ClusterMap> FromJson(const nlohmann::json& json);
 
@@ -76,6 +110,10 @@ class ClusterMap {
   uint64_t next_raft_id_ = 1;
   std::vector<WorkerInfo> workers_;
   std::vector<std::vector<std::string>> replicas_;  // shard -> worker ids, owner first
+  std::vector<ReplicaMove> moves_;                   // pending, at most one per shard
+  std::vector<uint32_t> reconfigured_;               // shards that moved at least once (sorted)
+  std::vector<std::string> decommissioning_;
+  std::vector<std::string> removed_;
 };
 
 }  // namespace rm
