@@ -50,6 +50,9 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
   app->add_option("--raft-snapshot-trailing", f.node.raft_snapshot_trailing,
                   "Worker: log entries kept behind a snapshot, for followers slightly behind")
       ->envname("RAFT_SNAPSHOT_TRAILING");
+  app->add_option("--replace-dead-after-s", f.node.replace_dead_after_s,
+                  "Control: re-create the replicas of a worker unreachable this long on live workers (0 = never)")
+      ->envname("REPLACE_DEAD_AFTER_S")->check(CLI::Range(0, 86400 * 30));
   app->add_option("--min-workers", f.node.min_workers,
                   "Control: place shards once this many workers are known (default: the WORKER_HOSTS count, or 1)")
       ->envname("MIN_WORKERS");

@@ -10,6 +10,7 @@
 namespace rm {
 
 bool ClusterMap::UpsertWorker(const std::string& id, const std::string& address) {
+  if (!id.empty() && removed(id)) return false;  // decommissioned for good
   const std::string addr = NormalizeAddress(address);
   constexpr size_t kNone = static_cast<size_t>(-1);
   size_t by_id = kNone, by_addr = kNone;

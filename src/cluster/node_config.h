@@ -28,6 +28,9 @@ struct NodeConfig {
   uint32_t raft_snapshot_threshold = 1024;
   uint32_t raft_snapshot_trailing = 512;
   uint32_t min_workers = 0;  // shards are assigned once this many workers are known
+  // Control, RF >= 2: a worker unreachable this long has its replicas re-created
+  // on live workers that have room (0: never).
+  int replace_dead_after_s = 300;
 
   // Timeouts and limits.
   int query_timeout_ms = 2000;   // per-worker deadline of a query

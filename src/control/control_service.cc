@@ -31,6 +31,7 @@ ControlService::ControlService(NodeConfig config, MetricsRegistry& metrics)
     : config_(std::move(config)),
       client_(),
       workers_(config_, client_),
+      rebalancer_(config_, workers_, client_),
       points_inserted_(metrics.AddCounter("raftmetrics_points_inserted_total",
                                           "Points acknowledged to clients by this control node")),
       worker_up_(metrics.AddGauge("raftmetrics_worker_up", "1 if the worker answered its last health check",
@@ -88,8 +89,16 @@ nlohmann::json ControlService::StatsJson() {
 
 ControlService::~ControlService() { Stop(); }
 
-Status ControlService::Start() { return workers_.Start(); }
-void ControlService::Stop() { workers_.Stop(); }
+Status ControlService::Start() {
+  Status s = workers_.Start();
+  if (s.ok()) rebalancer_.Start();
+  return s;
+}
+
+void ControlService::Stop() {
+  rebalancer_.Stop();
+  workers_.Stop();
+}
 
 void ControlService::RegisterRoutes(Router& router) {
   router.Add("POST", "/insert", [this](HttpRequest& r) { return HandleWrite(r, InsertDialect::kInsert); });
@@ -99,6 +108,7 @@ void ControlService::RegisterRoutes(Router& router) {
   router.Add("GET", "/health", [this](HttpRequest& r) { return HandleHealth(r); });
   router.Add("GET", "/status", [this](HttpRequest& r) { return HandleStatus(r); });
   router.Add("POST", "/join", [this](HttpRequest& r) { return HandleJoin(r); });
+  router.Add("POST", "/remove", [this](HttpRequest& r) { return HandleRemove(r); });
 }
 
 HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect) {
@@ -343,7 +353,11 @@ HttpResponse ControlService::HandleStatus(HttpRequest&) {
     for (const WorkerInfo* w : map.Replicas(s)) replicas.push_back(w->id);
     const WorkerInfo* owner = map.Owner(s);
     std::string leader = map.replication_factor() > 1 ? workers_.LeaderHint(s) : (owner ? owner->id : "");
-    shards.push_back({{"shard", s}, {"replicas", replicas}, {"leader", leader}});
+    nlohmann::json entry = {{"shard", s}, {"replicas", replicas}, {"leader", leader}};
+    if (const ReplicaMove* m = map.PendingMove(s)) {
+      entry["moving"] = {{"from", m->from}, {"to", m->to}, {"reason", m->reason}};
+    }
+    shards.push_back(std::move(entry));
   }
   // The meta group (cluster map replicated among control nodes) is not built
   // yet: this node holds the map alone.
@@ -355,8 +369,63 @@ HttpResponse ControlService::HandleStatus(HttpRequest&) {
                          {"role", "control"},
                          {"replication_factor", map.replication_factor()},
                          {"groups", groups},
-                         {"shards", shards}};
+                         {"shards", shards},
+                         {"decommissioning", map.ToJson()["decommissioning"]},
+                         {"removed_workers", map.ToJson()["removed_workers"]},
+                         {"rebalancing", rebalancer_.StatusJson()}};
   return HttpResponse::Json(200, body.dump());
+}
+
+HttpResponse ControlService::HandleRemove(HttpRequest& req) {
+  auto body = nlohmann::json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return ErrorResponse(Status(Code::kInvalidRequest, "Malformed JSON", {{"reason", "body must be a JSON object"}}));
+  }
+  if (!body.contains("id") || !body["id"].is_string() || body["id"].get<std::string>().empty()) {
+    return ErrorResponse(Status(Code::kValidation, "Invalid request parameters",
+                                {{"fields", {{{"field", "id"}, {"error", "is required (a non-empty string)"}}}}}));
+  }
+  const std::string id = NormalizeNodeId("worker", body["id"].get<std::string>());
+  ClusterMap map = workers_.Snapshot();
+  if (!map.FindWorker(id)) {
+    if (map.removed(id)) {
+      return HttpResponse::Json(200, nlohmann::json{{"success", true}, {"id", id}, {"status", "removed"}}.dump());
+    }
+    return ErrorResponse(Status(Code::kNotFound, "No worker " + id + " in the cluster", {{"id", id}}));
+  }
+  const auto hosted = map.HostedBy(id);
+  if (!hosted.empty()) {
+    // Its replicas move first, which needs Raft groups and somewhere to go.
+    size_t others = 0;
+    for (const auto& w : map.workers()) others += w.id != id && !w.id.empty() && !map.decommissioning(w.id) ? 1 : 0;
+    std::string why;
+    if (map.replication_factor() < 2) {
+      why = "its shards have a single copy (replication factor 1) and cannot move";
+    } else if (others < map.replication_factor()) {
+      why = "the other " + std::to_string(others) + " workers cannot hold " +
+            std::to_string(map.replication_factor()) + " replicas of every shard";
+    }
+    if (!why.empty()) {
+      return ErrorResponse(Status(Code::kValidation, "Invalid request parameters",
+                                  {{"fields", {{{"field", "id"}, {"error", "worker " + id + " cannot be removed: " + why}}}}}));
+    }
+  }
+  auto after = workers_.UpdateMap([&](ClusterMap& m) {
+    if (m.HostedBy(id).empty()) return m.RemoveWorker(id).ok();
+    if (m.decommissioning(id)) return false;
+    m.SetDecommissioning(id);
+    return true;
+  });
+  if (!after.ok()) return ErrorResponse(after.status());
+  rebalancer_.Poke();
+  const bool gone = after->FindWorker(id) == nullptr;
+  spdlog::info("worker {} {}", id, gone ? "removed" : "is being decommissioned");
+  return HttpResponse::Json(200, nlohmann::json{{"success", true},
+                                                {"id", id},
+                                                {"status", gone ? "removed" : "decommissioning"},
+                                                {"replicas_to_move", gone ? 0 : after->HostedBy(id).size()},
+                                                {"cluster_map_version", after->version()}}
+                                     .dump());
 }
 
 HttpResponse ControlService::HandleHealth(HttpRequest&) {
@@ -369,6 +438,7 @@ HttpResponse ControlService::HandleHealth(HttpRequest&) {
     bool up = it != health.end() && it->second.healthy;
     healthy += up ? 1 : 0;
     workers.push_back({{"id", w.id}, {"address", w.address}, {"healthy", up},
+                       {"state", map.decommissioning(w.id) ? "decommissioning" : "active"},
                        {"shards", map.ShardsOf(w.id)},
                        {"last_seen", it != health.end() && it->second.last_ok_us
                                          ? nlohmann::json(FormatIso8601(it->second.last_ok_us))
@@ -417,6 +487,7 @@ HttpResponse ControlService::HandleJoin(HttpRequest& req) {
   if (!errors.empty()) return ErrorResponse(Status(Code::kValidation, "Invalid request parameters", {{"fields", errors}}));
   auto version = workers_.Join(id, addr);
   if (!version.ok()) return ErrorResponse(version.status());
+  rebalancer_.Poke();  // a new worker may take replicas
   return HttpResponse::Json(200, nlohmann::json{{"success", true}, {"id", id}, {"cluster_map_version", *version}}.dump());
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "src/cluster/node_config.h"
+#include "src/control/rebalancer.h"
 #include "src/control/worker_pool.h"
 #include "src/net/http_client.h"
 #include "src/net/router.h"
@@ -62,6 +63,7 @@ class ControlService {
   HttpResponse HandleHealth(HttpRequest& req);
   HttpResponse HandleStatus(HttpRequest& req);
   HttpResponse HandleJoin(HttpRequest& req);
+  HttpResponse HandleRemove(HttpRequest& req);
 
   // Gauges mirroring the cluster: workers up/down, shard leaders.
   void CollectMetrics();
@@ -69,6 +71,7 @@ class ControlService {
   NodeConfig config_;
   HttpClient client_;
   WorkerPool workers_;
+  Rebalancer rebalancer_;
   MetricFamily& points_inserted_;
   MetricFamily& worker_up_;
   MetricFamily& shard_leader_;

@@ -47,6 +47,12 @@ void WorkerPool::Stop() {
 
 Result<uint64_t> WorkerPool::Join(const std::string& id, const std::string& address) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (map_.removed(id)) {
+    return Status(Code::kValidation, "Invalid request parameters",
+                  {{"fields", {{{"field", "id"},
+                                {"error", "worker " + id + " was decommissioned; a node that comes back needs a new "
+                                          "id and an empty DB_PATH"}}}}});
+  }
   if (map_.UpsertWorker(id, address)) {
     spdlog::info("worker {} at {} registered", id, address);
     MaybeAssignLocked();
@@ -124,6 +130,38 @@ const WorkerInfo* WorkerPool::ReadTarget(const ClusterMap& map, uint32_t shard) 
   return replicas.front();
 }
 
+Result<ClusterMap> WorkerPool::UpdateMap(const std::function<bool(ClusterMap&)>& change) {
+  ClusterMap after;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!change(map_)) return map_;
+    Status s = PersistLocked();
+    if (!s.ok()) return s;
+    after = map_;
+  }
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    push_now_ = true;
+  }
+  stop_cv_.notify_all();
+  return after;
+}
+
+std::set<uint32_t> WorkerPool::ReportedGroups(const std::string& id) const {
+  std::set<uint32_t> shards;
+  std::lock_guard<std::mutex> lock(mu_);
+  const WorkerInfo* w = map_.FindWorker(id);
+  if (!w) return shards;
+  auto it = health_.find(w->address);
+  if (it == health_.end() || !it->second.healthy) return shards;
+  const auto& report = it->second.last_report;
+  if (!report.is_object() || !report.contains("raft_status")) return shards;
+  for (const auto& g : report["raft_status"].value("groups", nlohmann::json::array())) {
+    if (g.contains("shard")) shards.insert(g["shard"].get<uint32_t>());
+  }
+  return shards;
+}
+
 void WorkerPool::MaybeAssignLocked() {
   if (map_.assigned()) return;
   size_t known = 0;
@@ -152,9 +190,11 @@ void WorkerPool::HealthLoop() {
     }
     std::unique_lock<std::mutex> lock(stop_mu_);
     if (stop_cv_.wait_for(lock, std::chrono::milliseconds(config_.health_interval_ms),
-                          [this] { return stopping_; })) {
+                          [this] { return stopping_ || push_now_; }) &&
+        stopping_) {
       return;
     }
+    push_now_ = false;
   }
 }
 

@@ -10,8 +10,10 @@
 #include "src/net/http_client.h"
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -56,6 +58,12 @@ class WorkerPool {
   };
   QuorumView Quorum(const ClusterMap& map, uint32_t shard) const;
 
+  // Applies `change` to the map under the pool's lock; when it returns true the
+  // map is persisted and pushed to every worker at once. Returns the map after.
+  Result<ClusterMap> UpdateMap(const std::function<bool(ClusterMap&)>& change);
+  // Shards whose group worker `id` reported running, as of its last health check.
+  std::set<uint32_t> ReportedGroups(const std::string& id) const;
+
  private:
   void HealthLoop();
   // Health-checks every worker once; true when the map changed meanwhile.
@@ -76,6 +84,7 @@ class WorkerPool {
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  bool push_now_ = false;  // the map changed: push it without waiting (guarded by stop_mu_)
   std::thread loop_;
 };
 

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <filesystem>
+
 namespace rm {
 
 ReplicaHost::ReplicaHost(std::string node_id, std::string listen, std::string advertise, std::string dir,
@@ -22,14 +25,20 @@ void ReplicaHost::Sync(const ClusterMap& map) {
   if (!self || self->raft_id == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return;
-  for (uint32_t shard : map.ShardsOf(node_id_)) {
+  const std::vector<uint32_t> hosted = map.HostedBy(node_id_);
+  for (uint32_t shard : hosted) {
     if (replicas_.count(shard)) continue;
     std::vector<raft::RaftPeer> peers;
-    for (const WorkerInfo* w : map.Replicas(shard)) {
-      if (w->raft_id == 0 || w->raft_address.empty()) break;
-      peers.push_back({w->raft_id, w->raft_address});
+    const auto members = map.Replicas(shard);
+    const bool founder = map.Bootstraps(shard) &&
+                         std::any_of(members.begin(), members.end(), [&](auto* w) { return w->id == node_id_; });
+    if (founder) {
+      for (const WorkerInfo* w : members) {
+        if (w->raft_id == 0 || w->raft_address.empty()) break;
+        peers.push_back({w->raft_id, w->raft_address});
+      }
+      if (peers.size() != members.size()) continue;  // not every address is known yet
     }
-    if (peers.size() != map.Replicas(shard).size()) continue;  // not every address is known yet
     if (!network_) {
       loop_ = std::make_unique<raft::RaftLoop>();
       (void)loop_->Start();
@@ -52,19 +61,37 @@ void ReplicaHost::Sync(const ClusterMap& map) {
     raft::RaftGroupOptions o = group_options_;
     o.id = self->raft_id;
     o.address = advertise_;
-    o.dir = dir_ + "/raft-" + std::to_string(shard);
+    o.dir = RaftDir(shard);
     o.network = network_.get();
     o.group_id = shard;
     auto replica = std::make_unique<raft::ShardReplica>(*loop_, o, **store, fetcher_);
-    Status s = replica->Start(peers);
+    Status s = replica->Start(peers);  // empty: joins an existing group (or has Raft state already)
     if (!s.ok()) {
       spdlog::error("shard {}: cannot start its Raft replica: {}", shard, s.ToString());
       continue;
     }
-    spdlog::info("shard {}: Raft replica {} started with {} peers", shard, self->raft_id, peers.size());
+    spdlog::info("shard {}: Raft replica {} started ({})", shard, self->raft_id,
+                 founder ? "founding member, " + std::to_string(peers.size()) + " peers" : "joining the group");
     replicas_[shard] = std::move(replica);
   }
+  for (auto it = replicas_.begin(); it != replicas_.end();) {
+    const uint32_t shard = it->first;
+    if (std::binary_search(hosted.begin(), hosted.end(), shard)) {
+      ++it;
+      continue;
+    }
+    // The map completes a move only after the group removed this replica, so
+    // nothing here is still needed.
+    spdlog::info("shard {}: replica moved away from {}; dropping it", shard, node_id_);
+    it->second->Close();
+    it = replicas_.erase(it);
+    std::error_code ec;
+    std::filesystem::remove_all(RaftDir(shard), ec);
+    shards_.Drop(shard);
+  }
 }
+
+std::string ReplicaHost::RaftDir(uint32_t shard) const { return dir_ + "/raft-" + std::to_string(shard); }
 
 raft::ShardReplica* ReplicaHost::Find(uint32_t shard) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -87,11 +114,19 @@ nlohmann::json ReplicaHost::GroupsJson(const ClusterMap* map) {
         if (w.raft_id == st.leader_id) leader = w.id;
       }
     }
+    // The group's own configuration (it may be ahead of the map during a move).
     nlohmann::json peers = nlohmann::json::array();
-    if (map) {
-      for (const WorkerInfo* w : map->Replicas(shard)) {
-        peers.push_back({{"id", w->id}, {"raft_id", w->raft_id}, {"raft_address", w->raft_address}});
+    for (uint64_t id : r->Voters()) {
+      std::string worker, address;
+      if (map) {
+        for (const auto& w : map->workers()) {
+          if (w.raft_id == id) {
+            worker = w.id;
+            address = w.raft_address;
+          }
+        }
       }
+      peers.push_back({{"id", worker}, {"raft_id", id}, {"raft_address", address}});
     }
     groups.push_back({{"shard", shard},
                       {"group", "shard-" + std::to_string(shard)},

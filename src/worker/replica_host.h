@@ -1,9 +1,11 @@
 // ReplicaHost: the Raft side of a worker. When the cluster map replicates
-// shards (replication factor >= 2) it starts, for every shard this worker
-// holds a replica of, a ShardReplica over the worker's single Raft port
-// (RaftNetwork), bootstrapped with the shard's replica set from the map.
-// Replicas start once every member's Raft address is known, and stay up for the
-// life of the process (membership changes are not handled here yet).
+// shards (replication factor >= 2) it runs, for every shard the map has on
+// this worker (ClusterMap::HostedBy: replica sets and moves to it), a
+// ShardReplica over the worker's single Raft port (RaftNetwork). The founding
+// replicas of a shard that never moved bootstrap its group with the replica
+// set from the map (once every member's Raft address is known); any other
+// replica starts empty and waits for the group's leader to add it. A replica
+// the map no longer has here (it moved away) is closed and its files deleted.
 // Thread-safe.
 #pragma once
 
@@ -30,7 +32,8 @@ class ReplicaHost {
               ShardRegistry& shards, raft::RaftGroupOptions group_options, raft::SnapshotFetcher fetcher);
   ~ReplicaHost();
 
-  // Starts the replicas `map` asks of this node that are not running yet.
+  // Starts the replicas `map` asks of this node that are not running yet and
+  // drops the ones it no longer asks for.
   void Sync(const ClusterMap& map);
   // The running replica of `shard`, or nullptr.
   raft::ShardReplica* Find(uint32_t shard);
@@ -40,6 +43,8 @@ class ReplicaHost {
   void Close();
 
  private:
+  std::string RaftDir(uint32_t shard) const;
+
   const std::string node_id_;
   const std::string listen_;
   const std::string advertise_;

@@ -49,6 +49,21 @@ std::vector<ShardStore*> ShardRegistry::All() {
   return out;
 }
 
+void ShardRegistry::Drop(uint32_t shard) {
+  std::lock_guard<std::mutex> opening(open_mu_);
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = stores_.find(shard);
+    if (it == stores_.end()) return;
+    path = it->second->path();
+    dropped_.push_back(std::move(it->second));
+    stores_.erase(it);
+  }
+  std::error_code ec;
+  for (const char* suffix : {"", ".wal"}) fs::remove(path + suffix, ec);
+}
+
 uint64_t ShardRegistry::DiskBytes() const {
   uint64_t total = 0;
   std::error_code ec;

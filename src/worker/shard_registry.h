@@ -27,6 +27,10 @@ class ShardRegistry {
   // The store if it is open, else nullptr (a shard never written here).
   ShardStore* Find(uint32_t shard);
   std::vector<ShardStore*> All();
+  // Forgets a shard this worker no longer holds (its replica moved away) and
+  // deletes its files. The store object stays allocated until the registry
+  // goes, since a request may still hold a pointer to it.
+  void Drop(uint32_t shard);
   // Bytes of every file under the directory.
   uint64_t DiskBytes() const;
   const std::string& dir() const { return dir_; }
@@ -37,6 +41,7 @@ class ShardRegistry {
   std::mutex open_mu_;  // serialises opening files
   std::mutex mu_;       // guards stores_
   std::map<uint32_t, std::unique_ptr<ShardStore>> stores_;
+  std::vector<std::unique_ptr<ShardStore>> dropped_;  // guarded by mu_
 };
 
 }  // namespace rm

@@ -208,6 +208,34 @@ void WorkerService::RegisterRoutes(Router& router) {
   router.Add("POST", "/internal/map", [this](HttpRequest& r) { return HandleInternalMap(r); });
   router.Add("POST", "/internal/aggregate", [this](HttpRequest& r) { return HandleInternalAggregate(r); });
   router.Add("GET", "/internal/snapshot", [this](HttpRequest& r) { return HandleInternalSnapshot(r); });
+  router.Add("POST", "/internal/members", [this](HttpRequest& r) { return HandleInternalMembers(r); });
+}
+
+HttpResponse WorkerService::HandleInternalMembers(HttpRequest& req) {
+  auto body = nlohmann::json::parse(req.body, nullptr, false);
+  if (!body.is_object() || !body.contains("shard") || !body["shard"].is_number_unsigned() ||
+      !body.contains("raft_id") || !body["raft_id"].is_number_unsigned() || body.value("op", "").empty()) {
+    return ErrorResponse(Status(Code::kInvalidRequest, "expected {\"shard\",\"op\":\"add\"|\"remove\",\"raft_id\",\"address\"}"));
+  }
+  const uint32_t shard = body["shard"].get<uint32_t>();
+  const uint64_t raft_id = body["raft_id"].get<uint64_t>();
+  const std::string op = body["op"].get<std::string>();
+  raft::ShardReplica* replica = replicas_ ? replicas_->Find(shard) : nullptr;
+  if (!replica) return ErrorResponse(Status(Code::kNotFound, "no replica of shard " + std::to_string(shard) + " here"));
+  Status s;
+  if (op == "add") {
+    const std::string address = body.value("address", "");
+    if (address.empty()) return ErrorResponse(Status(Code::kInvalidRequest, "add needs the new replica's address"));
+    // Catching up may take a snapshot transfer: allow for it.
+    s = replica->AddVoter(raft_id, address, std::chrono::seconds(60));
+  } else if (op == "remove") {
+    s = replica->RemoveMember(raft_id, std::chrono::seconds(20));
+  } else {
+    return ErrorResponse(Status(Code::kInvalidRequest, "op must be add or remove"));
+  }
+  if (!s.ok()) return ErrorResponse(s);
+  spdlog::info("shard {}: {} replica {} done", shard, op == "add" ? "adding" : "removing", raft_id);
+  return JsonResponse({{"success", true}, {"shard", shard}, {"voters", replica->Voters()}});
 }
 
 Result<std::string> WorkerService::FetchSnapshot(uint32_t shard, uint64_t min_index, uint64_t source_id) {

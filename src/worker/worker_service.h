@@ -5,6 +5,7 @@
 //   POST /internal/map     receive the cluster map    (JSON, from control; answers health)
 //   GET  /internal/snapshot?shard=&min_index=  a shard's files, for a replica
 //                          catching up by snapshot (from other workers)
+//   POST /internal/members add/remove a replica of a shard group (on its leader)
 // Writes are applied through ShardStore::ApplyNext today; Raft will sit between
 // /internal/write and the store without changing either side.
 // Thread-safe: handlers run concurrently on the server's handler pool.
@@ -54,6 +55,8 @@ class WorkerService {
   HttpResponse HandleInternalMap(HttpRequest& req);
   HttpResponse HandleInternalAggregate(HttpRequest& req);
   HttpResponse HandleInternalSnapshot(HttpRequest& req);
+  // Membership change of a shard group, on its leader (from the control node's rebalancer).
+  HttpResponse HandleInternalMembers(HttpRequest& req);
   // Brings a snapshot of `shard` at >= `min_index` from another replica (the
   // raft::SnapshotFetcher of this node's shard replicas).
   Result<std::string> FetchSnapshot(uint32_t shard, uint64_t min_index, uint64_t source_id);

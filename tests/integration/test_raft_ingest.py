@@ -50,6 +50,8 @@ class Ingester(threading.Thread):
         threading.Thread.__init__(self, daemon=True)
         self.c = cluster
         self.stop_flag = threading.Event()
+        self.hold_flag = threading.Event()
+        self.idle = threading.Event()
         self.lock = threading.Lock()
         self.acked_points = 0
         self.acked_sum = 0
@@ -61,6 +63,11 @@ class Ingester(threading.Thread):
         try:
             batch = 0
             while not self.stop_flag.is_set():
+                if self.hold_flag.is_set():
+                    self.idle.set()
+                    time.sleep(0.02)
+                    continue
+                self.idle.clear()
                 pts = [{"partition_key": "ing-%d-%d" % (batch, i), "value": float(batch % 97 + i)}
                        for i in range(20)]
                 key = "ingest-%d" % batch
@@ -82,6 +89,14 @@ class Ingester(threading.Thread):
                 batch += 1
         except Exception as e:  # reported by the test
             self.error = e
+
+    def hold(self):
+        """Pauses between batches (every acknowledged batch is in the ledger)."""
+        self.hold_flag.set()
+        R.wait_until(lambda: self.idle.is_set() or self.error or not self.is_alive(), 90.0, 0.02, "the ingester to pause")
+
+    def release(self):
+        self.hold_flag.clear()
 
     def acks_after(self, t):
         with self.lock:
