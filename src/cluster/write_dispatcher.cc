@@ -8,6 +8,7 @@
 #include <future>
 #include <random>
 #include <set>
+#include <thread>
 
 namespace rm {
 
@@ -132,7 +133,14 @@ WriteSummary DispatchWrites(const ClusterMap& map,
     }
   };
 
-  for (int round = 0; round < 3 && !target.empty(); ++round) {
+  // Rounds until every shard answered or the deadline passed: a replica that is
+  // not the leader names it (next round goes there at once); during an election
+  // nobody is named, so the next replica is tried after a short pause. Commands
+  // carry idempotency keys, so sending one again never stores it twice.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (int round = 0; round < 32 && !target.empty(); ++round) {
+    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (round > 0 && remaining < std::chrono::milliseconds(20)) break;
     std::map<std::string, raftmetrics::v1::ShardWriteRequest> by_worker;  // worker id -> request
     for (const auto& [shard, to] : target) {
       summary.shards[index[shard]].worker_id = to->id;
@@ -147,7 +155,8 @@ WriteSummary DispatchWrites(const ClusterMap& map,
       out.content_type = "application/x-protobuf";
       out.headers = InternalHeaders(cluster_secret);
       out.body = req.SerializeAsString();
-      pending.emplace_back(worker_id, client.Start(map.FindWorker(worker_id)->address, std::move(out), timeout));
+      pending.emplace_back(worker_id, client.Start(map.FindWorker(worker_id)->address, std::move(out),
+                                                   round == 0 ? timeout : remaining));
     }
     if (auto self = by_worker.find(self_id); self != by_worker.end() && apply_local) {
       for (const auto& cmd : self->second.commands()) record(apply_local(cmd));
@@ -173,20 +182,34 @@ WriteSummary DispatchWrites(const ClusterMap& map,
         o.error_code = "UNREACHABLE";
       }
     }
-    // Next round: shards whose replica was not the leader, to the leader it
-    // named. Without a name (an election is under way) the client retries.
     std::map<uint32_t, const WorkerInfo*> next;
+    bool pause = false;
     for (const auto& [shard, to] : target) {
       const auto& o = summary.shards[index[shard]];
-      if (o.ok || o.error_code != "NOT_LEADER") continue;
+      if (o.ok) continue;
       auto h = hint.find(shard);
-      if (h == hint.end() || h->second == to->id) continue;
-      if (const WorkerInfo* leader = map.FindWorker(h->second)) {
-        next[shard] = leader;
-        if (learned_leader) learned_leader(shard, leader->id);
+      if (o.error_code == "NOT_LEADER" && h != hint.end() && h->second != to->id) {
+        if (const WorkerInfo* leader = map.FindWorker(h->second)) {
+          next[shard] = leader;
+          if (learned_leader) learned_leader(shard, leader->id);
+          continue;
+        }
       }
+      // No leader named, or its worker is down: with replicas, try the next one.
+      const auto replicas = map.Replicas(shard);
+      if (replicas.size() < 2 || (o.error_code != "NOT_LEADER" && o.error_code != "UNREACHABLE")) continue;
+      size_t at = 0;
+      while (at < replicas.size() && replicas[at]->id != to->id) ++at;
+      next[shard] = replicas[(at + 1) % replicas.size()];
+      pause = true;
     }
+    hint.clear();
     target.swap(next);
+    if (pause && !target.empty()) {
+      auto wait = std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(100),
+                                                                 deadline - std::chrono::steady_clock::now());
+      if (wait > std::chrono::steady_clock::duration::zero()) std::this_thread::sleep_for(wait);
+    }
   }
   for (auto& o : summary.shards) {
     if (!o.ok && o.error.ok()) {

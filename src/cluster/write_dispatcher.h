@@ -54,7 +54,8 @@ using LeaderFn = std::function<void(uint32_t shard, const std::string& worker_id
 
 // With replicated shards a command goes to the shard's leader: a replica that
 // is not the leader answers NOT_LEADER naming it, and the command follows the
-// hint (or the next replica) for up to two more rounds.
+// hint; during an election (no leader named) or when a replica is down, the
+// next replica is tried after a short pause, until `timeout` has passed.
 WriteSummary DispatchWrites(const ClusterMap& map,
                             std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
                             HttpClient& client, std::chrono::milliseconds timeout,

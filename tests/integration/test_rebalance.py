@@ -129,5 +129,56 @@ class RebalanceTest(unittest.TestCase):
                                  400, "VALIDATION_ERROR")
 
 
+class ReplaceDeadTest(unittest.TestCase):
+    """A worker dead longer than --replace-dead-after-s has its replicas
+    re-created on the live workers; a restart of every process brings back all
+    data and the cluster map."""
+
+    def setUp(self):
+        self.c = R.Cluster(workers=4, shards=SHARDS, mode="register", name="replace-dead",
+                           control_args=["--replication-factor", "3", "--replace-dead-after-s", "2"],
+                           worker_args=WORKER_ARGS).start()
+
+    def tearDown(self):
+        self.c.stop()
+
+    def test_dead_worker_is_replaced_then_a_full_restart_keeps_everything(self):
+        ing = Ingester(self.c)
+        ing.start()
+        R.wait_until(lambda: ing.acked_points >= 300 or ing.error, 30.0, 0.05, "ingest to get going")
+        dead = self.c.workers["worker-2"]
+        dead.kill()
+
+        def replaced():
+            sets = replica_sets(self.c)
+            return settled(self.c) and all(len(m) == 3 and "worker-2" not in m for m in sets.values()) and sets
+        sets = R.wait_until(replaced, 90.0, 0.2, "worker-2's replicas to be re-created elsewhere")
+        R.wait_until(lambda: ing.acked_points >= 1200 or ing.error, 60.0, 0.05, "ingest after the replacement")
+        ing.finish()
+        self.assertIsNone(ing.error)
+        live = ["worker-1", "worker-3", "worker-4"]
+
+        def agree():
+            stats = {w: shard_stats(self.c.workers[w].port) for w in live}
+            values = {s: {stats[w].get(s) for w in members} for s, members in sets.items()}
+            return all(len(v) == 1 and None not in v for v in values.values()) and values
+        values = R.wait_until(agree, 30.0, 0.2, "the replicas to agree")
+        self.assertEqual(sum(next(iter(v))[0] for v in values.values()), ing.acked_points)
+        self.assertEqual(sum(next(iter(v))[1] for v in values.values()), ing.acked_sum)
+
+        # Every process restarts (the dead worker stays dead): data and map come back.
+        before = replica_sets(self.c)
+        for node in [self.c.control] + [self.c.workers[w] for w in live]:
+            node.stop()
+        for node in [self.c.workers[w] for w in live] + [self.c.control]:
+            node.start()
+        self.c.control.wait_listening()
+        self.assertEqual(replica_sets(self.c), before)
+        a = self.c.wait_complete(count=ing.acked_points, timeout_s=30.0)
+        self.assertFalse(a["is_partial"], a)
+        r = self.c.insert([{"partition_key": "after-restart", "value": 1}])
+        self.assertEqual(r.status, 200, r)
+
+
 if __name__ == "__main__":
     R.main()
