@@ -457,7 +457,9 @@ HttpResponse ControlService::HandleHealth(HttpRequest&) {
       {"shards", map.num_shards()},
       {"replication_factor", map.assigned() ? map.replication_factor() : config_.replication_factor},
       {"cluster_ready", map.assigned()},
-      {"raft_status", {{"role", "standalone"}, {"term", 0}, {"last_log_index", map.version()}}},
+      {"raft_status",
+       {{"role", "standalone"}, {"term", 0}, {"last_log_index", map.version()}, {"leader_id", config_.node_id},
+        {"last_heartbeat", nullptr}}},
   };
   return HttpResponse::Json(200, body.dump());
 }

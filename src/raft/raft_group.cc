@@ -408,6 +408,9 @@ RaftStatus RaftGroup::GetStatus() {
     raft_leader(&d->raft, &leader, &address);
     st.leader_id = leader;
     st.leader_address = address ? address : "";
+    if (d->raft.now >= d->raft.election_timer_start) {
+      st.last_contact_ms = static_cast<int64_t>(d->raft.now - d->raft.election_timer_start);
+    }
   });
   if (st.role.empty()) st.role = "unavailable";
   return st;

@@ -79,6 +79,9 @@ struct RaftStatus {
   uint64_t last_log_index = 0;
   uint64_t leader_id = 0;      // 0: none known
   std::string leader_address;
+  // Milliseconds since this replica last heard from its leader (a leader: from
+  // a majority of its followers); -1 when unknown.
+  int64_t last_contact_ms = -1;
 };
 
 class RaftGroup {

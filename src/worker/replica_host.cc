@@ -1,5 +1,7 @@
 #include "src/worker/replica_host.h"
 
+#include "src/common/time_util.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -137,7 +139,10 @@ nlohmann::json ReplicaHost::GroupsJson(const ClusterMap* map) {
                       {"applied_index", r->applied_index()},
                       {"snapshots_installed", r->snapshots_installed()},
                       {"last_log_index", st.last_log_index},
-                      {"leader_id", leader}});
+                      {"leader_id", leader},
+                      {"last_heartbeat", st.last_contact_ms >= 0
+                                             ? nlohmann::json(FormatIso8601(NowMicros() - st.last_contact_ms * 1000))
+                                             : nlohmann::json(nullptr)}});
   }
   return groups;
 }

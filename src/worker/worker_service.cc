@@ -534,14 +534,21 @@ nlohmann::json WorkerService::RaftStatusJson(const ClusterMap* map) {
     return {{"role", "standalone"}, {"term", 0}, {"leader_id", config_.node_id}, {"last_heartbeat", nullptr},
             {"groups", groups}};
   }
-  // Summary: leader of how many groups, highest term, most advanced log.
+  // Summary: leader of how many groups, highest term, most advanced log, most
+  // recent contact; leader_id is the first group's (each group has its own).
   uint64_t term = 0, last_log = 0, leading = 0;
+  nlohmann::json last_heartbeat = nullptr;
   for (const auto& g : groups) {
     term = std::max(term, g["term"].get<uint64_t>());
     last_log = std::max(last_log, g["last_log_index"].get<uint64_t>());
     leading += g["role"] == "leader";
+    if (g["last_heartbeat"].is_string() &&
+        (last_heartbeat.is_null() || g["last_heartbeat"].get<std::string>() > last_heartbeat.get<std::string>())) {
+      last_heartbeat = g["last_heartbeat"];
+    }
   }
   return {{"role", leading ? "leader" : "follower"}, {"term", term}, {"last_log_index", last_log},
+          {"leader_id", groups[0]["leader_id"]}, {"last_heartbeat", last_heartbeat},
           {"leader_of", leading}, {"groups", groups}};
 }
 

@@ -67,8 +67,12 @@ class ReplicationTest(unittest.TestCase):
                 self.assertEqual(len(g["peers"]), 3, g)
                 self.assertIn(g["role"], ("leader", "follower"), g)
                 self.assertGreaterEqual(g["term"], 1, g)
-                for key in ("commit_index", "applied_index", "last_log_index", "leader_id"):
+                for key in ("commit_index", "applied_index", "last_log_index", "leader_id", "last_heartbeat"):
                     self.assertIn(key, g)
+            rs = R.get(w.port, "/health").json()["raft_status"]
+            for key in ("role", "term", "last_log_index", "leader_id", "last_heartbeat", "groups"):
+                self.assertIn(key, rs)
+            self.assertTrue(rs["last_heartbeat"], rs)
         cs = R.get(self.c.port, "/status").json()
         self.assertEqual(cs["replication_factor"], 3)
         self.assertEqual([len(s["replicas"]) for s in cs["shards"]], [3] * SHARDS)
