@@ -42,7 +42,8 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
       ->envname("SHARDS")->check(CLI::Range(1, 4096));
   app->add_option("--replication-factor", f.node.replication_factor, "Replicas per shard; 0 = 3 with >= 3 workers, else 1")
       ->envname("REPLICATION_FACTOR");
-  app->add_option("--raft-port", f.node.raft_port, "Worker: port for the Raft traffic of all its shards (default: HTTP port + 1000)")
+  app->add_option("--raft-port", f.node.raft_port,
+                  "Raft port: a worker's shard groups, a control node's meta group (default: HTTP port + 1000)")
       ->envname("RAFT_PORT")->check(CLI::Range(0, 65535));
   app->add_option("--raft-snapshot-threshold", f.node.raft_snapshot_threshold,
                   "Worker: snapshot each shard group every N committed entries (0 = never compact the log)")
@@ -50,6 +51,9 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
   app->add_option("--raft-snapshot-trailing", f.node.raft_snapshot_trailing,
                   "Worker: log entries kept behind a snapshot, for followers slightly behind")
       ->envname("RAFT_SNAPSHOT_TRAILING");
+  app->add_option("--control-nodes", f.node.control_nodes,
+                  "Control: all control nodes of the meta group, host:port[@raft_port],... (same list on each)")
+      ->envname("CONTROL_NODES");
   app->add_option("--replace-dead-after-s", f.node.replace_dead_after_s,
                   "Control: re-create the replicas of a worker unreachable this long on live workers (0 = never)")
       ->envname("REPLACE_DEAD_AFTER_S")->check(CLI::Range(0, 86400 * 30));

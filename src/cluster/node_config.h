@@ -22,7 +22,10 @@ struct NodeConfig {
   std::string control_host;               // worker: register with this control node
   uint32_t shards = 16;
   uint32_t replication_factor = 0;  // 0: 3 when shards are placed on >= 3 workers, else 1
-  int raft_port = -1;        // worker: Raft traffic of all its shards; < 0 = HTTP port + 1000
+  int raft_port = -1;        // Raft traffic (worker: all its shards; control: the meta group); < 0 = HTTP port + 1000
+  // Control: every control node of the meta group, "host:port[@raft_port],..."
+  // in the same order on each; empty = this node alone.
+  std::string control_nodes;
   // Log compaction of every shard group: a snapshot each `threshold` entries,
   // `trailing` entries kept behind it (see raft::RaftGroupOptions).
   uint32_t raft_snapshot_threshold = 1024;

@@ -31,7 +31,7 @@ ControlService::ControlService(NodeConfig config, MetricsRegistry& metrics)
     : config_(std::move(config)),
       client_(),
       workers_(config_, client_),
-      rebalancer_(config_, workers_, client_),
+      rebalancer_(config_, workers_, client_, [this] { return meta_ && meta_->IsLeader(); }),
       points_inserted_(metrics.AddCounter("raftmetrics_points_inserted_total",
                                           "Points acknowledged to clients by this control node")),
       worker_up_(metrics.AddGauge("raftmetrics_worker_up", "1 if the worker answered its last health check",
@@ -90,14 +90,60 @@ nlohmann::json ControlService::StatsJson() {
 ControlService::~ControlService() { Stop(); }
 
 Status ControlService::Start() {
+  // The meta group: the nodes of --control-nodes, or this node alone.
+  const int raft_port = config_.raft_port >= 0 ? config_.raft_port : config_.port + 1000;
+  const std::string self_http =
+      NormalizeAddress(config_.advertise.empty() ? "127.0.0.1:" + std::to_string(config_.port) : config_.advertise);
+  std::vector<MetaPeer> peers;
+  uint64_t self_id = 1;
+  if (config_.control_nodes.empty()) {
+    peers.push_back({1, self_http, self_http.substr(0, self_http.rfind(':')) + ":" + std::to_string(raft_port)});
+  } else {
+    auto parsed = ParseControlNodes(config_.control_nodes);
+    if (!parsed.ok()) return parsed.status();
+    peers = std::move(*parsed);
+    self_id = 0;
+    for (const auto& p : peers) {
+      if (p.http_address == self_http) self_id = p.raft_id;
+    }
+    if (self_id == 0) {
+      return Status(Code::kValidation, "--control-nodes does not list this node (" + self_http +
+                                           "); give every control node the same list, each with --advertise");
+    }
+  }
+  meta_ = std::make_unique<MetaGroup>(config_.db_path + "/meta", config_.bind + ":" + std::to_string(raft_port), self_id,
+                                      peers, [this](const ClusterMap& m) { workers_.AdoptMap(m); });
+  workers_.SetCommitter([this](const ClusterMap& m) { return meta_->Commit(m, std::chrono::seconds(5)); },
+                        [this] { return meta_->IsLeader() && !meta_->HasMap(); });
   Status s = workers_.Start();
-  if (s.ok()) rebalancer_.Start();
-  return s;
+  if (!s.ok()) return s;
+  s = meta_->Start();
+  if (!s.ok()) return s;
+  rebalancer_.Start();
+  return Status::Ok();
 }
 
 void ControlService::Stop() {
   rebalancer_.Stop();
   workers_.Stop();
+  if (meta_) meta_->Close();
+}
+
+HttpResponse ControlService::ForwardToMetaLeader(HttpRequest& req) {
+  const std::string leader = meta_ ? meta_->LeaderHttpAddress() : "";
+  if (leader.empty()) {
+    return ErrorResponse(Status(Code::kRaft, "No leader among the control nodes; retry shortly",
+                                {{"group", "meta"}, {"retry_after", "1s"}}));
+  }
+  OutgoingRequest out;
+  out.method = req.method;
+  out.target = req.target;
+  out.content_type = req.Header("content-type");
+  out.body = req.body;
+  out.headers = InternalHeaders(config_.cluster_secret);
+  auto resp = client_.Send(leader, out, std::chrono::seconds(10));
+  if (!resp.ok()) return ErrorResponse(resp.status());
+  return *resp;
 }
 
 void ControlService::RegisterRoutes(Router& router) {
@@ -359,12 +405,8 @@ HttpResponse ControlService::HandleStatus(HttpRequest&) {
     }
     shards.push_back(std::move(entry));
   }
-  // The meta group (cluster map replicated among control nodes) is not built
-  // yet: this node holds the map alone.
   nlohmann::json groups = nlohmann::json::array();
-  groups.push_back({{"group", "meta"}, {"role", "standalone"}, {"term", 0}, {"commit_index", map.version()},
-                    {"applied_index", map.version()}, {"leader_id", config_.node_id},
-                    {"peers", {{{"id", config_.node_id}}}}});
+  groups.push_back(meta_->StatusJson());
   nlohmann::json body = {{"node_id", config_.node_id},
                          {"role", "control"},
                          {"replication_factor", map.replication_factor()},
@@ -385,6 +427,7 @@ HttpResponse ControlService::HandleRemove(HttpRequest& req) {
     return ErrorResponse(Status(Code::kValidation, "Invalid request parameters",
                                 {{"fields", {{{"field", "id"}, {"error", "is required (a non-empty string)"}}}}}));
   }
+  if (meta_ && !meta_->IsLeader()) return ForwardToMetaLeader(req);
   const std::string id = NormalizeNodeId("worker", body["id"].get<std::string>());
   ClusterMap map = workers_.Snapshot();
   if (!map.FindWorker(id)) {
@@ -457,9 +500,12 @@ HttpResponse ControlService::HandleHealth(HttpRequest&) {
       {"shards", map.num_shards()},
       {"replication_factor", map.assigned() ? map.replication_factor() : config_.replication_factor},
       {"cluster_ready", map.assigned()},
-      {"raft_status",
-       {{"role", "standalone"}, {"term", 0}, {"last_log_index", map.version()}, {"leader_id", config_.node_id},
-        {"last_heartbeat", nullptr}}},
+      {"raft_status", [&] {
+         nlohmann::json st = meta_->StatusJson();
+         return nlohmann::json{{"role", st["role"]}, {"term", st["term"]}, {"last_log_index", st["last_log_index"]},
+                               {"commit_index", st["commit_index"]}, {"leader_id", st["leader_id"]},
+                               {"last_heartbeat", st["last_heartbeat"]}, {"group", "meta"}};
+       }()},
   };
   return HttpResponse::Json(200, body.dump());
 }
@@ -477,6 +523,7 @@ HttpResponse ControlService::HandleJoin(HttpRequest& req) {
     }
     return body[f].get<std::string>();
   };
+  if (meta_ && !meta_->IsLeader()) return ForwardToMetaLeader(req);
   std::string id = text("id");
   std::string addr = text("addr");
   std::string role = body.value("role", "worker");

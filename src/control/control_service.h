@@ -10,6 +10,7 @@
 #pragma once
 
 #include "src/cluster/node_config.h"
+#include "src/cluster/meta_group.h"
 #include "src/control/rebalancer.h"
 #include "src/control/worker_pool.h"
 #include "src/net/http_client.h"
@@ -64,6 +65,9 @@ class ControlService {
   HttpResponse HandleStatus(HttpRequest& req);
   HttpResponse HandleJoin(HttpRequest& req);
   HttpResponse HandleRemove(HttpRequest& req);
+  // Map changes are made by the meta group's leader: a request for one that
+  // reaches another control node is passed to the leader as is.
+  HttpResponse ForwardToMetaLeader(HttpRequest& req);
 
   // Gauges mirroring the cluster: workers up/down, shard leaders.
   void CollectMetrics();
@@ -71,6 +75,7 @@ class ControlService {
   NodeConfig config_;
   HttpClient client_;
   WorkerPool workers_;
+  std::unique_ptr<MetaGroup> meta_;  // set by Start()
   Rebalancer rebalancer_;
   MetricFamily& points_inserted_;
   MetricFamily& worker_up_;

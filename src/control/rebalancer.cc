@@ -8,8 +8,8 @@
 
 namespace rm {
 
-Rebalancer::Rebalancer(NodeConfig config, WorkerPool& pool, HttpClient& client)
-    : config_(std::move(config)), pool_(pool), client_(client), started_us_(NowMicros()) {}
+Rebalancer::Rebalancer(NodeConfig config, WorkerPool& pool, HttpClient& client, std::function<bool()> may_act)
+    : config_(std::move(config)), pool_(pool), client_(client), may_act_(std::move(may_act)), started_us_(NowMicros()) {}
 
 Rebalancer::~Rebalancer() { Stop(); }
 
@@ -71,6 +71,7 @@ void Rebalancer::Loop() {
 }
 
 bool Rebalancer::RunOnce() {
+  if (may_act_ && !may_act_()) return false;
   ClusterMap map = pool_.Snapshot();
   if (!map.assigned() || map.replication_factor() < 2) return false;
   PlacementInput input;

@@ -21,6 +21,7 @@
 #include "src/net/http_client.h"
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -28,7 +29,8 @@ namespace rm {
 
 class Rebalancer {
  public:
-  Rebalancer(NodeConfig config, WorkerPool& pool, HttpClient& client);
+  // `may_act`: whether this control node decides moves now (the meta leader).
+  Rebalancer(NodeConfig config, WorkerPool& pool, HttpClient& client, std::function<bool()> may_act);
   ~Rebalancer();
   void Start();
   void Stop();
@@ -49,6 +51,7 @@ class Rebalancer {
   const NodeConfig config_;
   WorkerPool& pool_;
   HttpClient& client_;
+  const std::function<bool()> may_act_;
   const int64_t started_us_;
 
   mutable std::mutex mu_;

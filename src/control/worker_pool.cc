@@ -19,21 +19,31 @@ Status WorkerPool::Start() {
   if (!loaded.ok()) return loaded.status();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (*loaded) {
+    if (*loaded && (**loaded).version() >= map_.version()) {  // the meta group may have applied a newer one
       map_ = std::move(**loaded);
       if (map_.num_shards() != config_.shards) {
         spdlog::warn("cluster map has {} shards; --shards={} ignored (the shard count is fixed "
                      "for the life of a cluster)", map_.num_shards(), config_.shards);
       }
-    } else {
+    } else if (!*loaded && map_.num_shards() == 0) {
       map_ = ClusterMap(config_.shards, config_.replication_factor);
     }
-    for (const auto& host : config_.worker_hosts) map_.UpsertWorker("", host);
-    Status s = PersistLocked();
-    if (!s.ok()) return s;
   }
   loop_ = std::thread([this] { HealthLoop(); });
   return Status::Ok();
+}
+
+void WorkerPool::SetCommitter(Committer commit, std::function<bool()> needs_seed) {
+  std::lock_guard<std::mutex> lock(mutate_mu_);
+  commit_ = std::move(commit);
+  needs_seed_ = std::move(needs_seed);
+}
+
+void WorkerPool::AdoptMap(const ClusterMap& map) {
+  std::lock_guard<std::mutex> lock(mu_);
+  map_ = map;
+  Status s = PersistLocked();
+  if (!s.ok()) spdlog::warn("cannot cache the cluster map: {}", s.ToString());
 }
 
 void WorkerPool::Stop() {
@@ -46,20 +56,20 @@ void WorkerPool::Stop() {
 }
 
 Result<uint64_t> WorkerPool::Join(const std::string& id, const std::string& address) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (map_.removed(id)) {
+  if (Snapshot().removed(id)) {
     return Status(Code::kValidation, "Invalid request parameters",
                   {{"fields", {{{"field", "id"},
                                 {"error", "worker " + id + " was decommissioned; a node that comes back needs a new "
                                           "id and an empty DB_PATH"}}}}});
   }
-  if (map_.UpsertWorker(id, address)) {
+  auto after = UpdateMap([&](ClusterMap& m) {
+    if (!m.UpsertWorker(id, address)) return false;
     spdlog::info("worker {} at {} registered", id, address);
-    MaybeAssignLocked();
-    Status s = PersistLocked();
-    if (!s.ok()) return s;
-  }
-  return map_.version();
+    MaybeAssign(m);
+    return true;
+  });
+  if (!after.ok()) return after.status();
+  return after->version();
 }
 
 ClusterMap WorkerPool::Snapshot() const {
@@ -131,13 +141,17 @@ const WorkerInfo* WorkerPool::ReadTarget(const ClusterMap& map, uint32_t shard) 
 }
 
 Result<ClusterMap> WorkerPool::UpdateMap(const std::function<bool(ClusterMap&)>& change) {
-  ClusterMap after;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!change(map_)) return map_;
-    Status s = PersistLocked();
+  // One change at a time, each made on a copy of the current map: through the
+  // meta group when there is one (it adopts the map on every control node as
+  // the entry applies), else directly.
+  std::lock_guard<std::mutex> serial(mutate_mu_);
+  ClusterMap after = Snapshot();
+  if (!change(after)) return after;
+  if (commit_) {
+    Status s = commit_(after);
     if (!s.ok()) return s;
-    after = map_;
+  } else {
+    AdoptMap(after);
   }
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
@@ -162,22 +176,22 @@ std::set<uint32_t> WorkerPool::ReportedGroups(const std::string& id) const {
   return shards;
 }
 
-void WorkerPool::MaybeAssignLocked() {
-  if (map_.assigned()) return;
+void WorkerPool::MaybeAssign(ClusterMap& map) const {
+  if (map.assigned()) return;
   size_t known = 0;
-  for (const auto& w : map_.workers()) known += w.id.empty() ? 0 : 1;
+  for (const auto& w : map.workers()) known += w.id.empty() ? 0 : 1;
   size_t needed = config_.min_workers > 0 ? config_.min_workers
                                           : std::max<size_t>(1, config_.worker_hosts.size());
   // Every WORKER_HOSTS entry must have answered before shards are placed, so that
   // a slow-starting worker still gets its share.
   bool hosts_known = true;
-  for (const auto& w : map_.workers()) hosts_known = hosts_known && !w.id.empty();
+  for (const auto& w : map.workers()) hosts_known = hosts_known && !w.id.empty();
   if (known < needed || !hosts_known) {
     spdlog::info("waiting for workers before placing shards: {} of {} known", known, needed);
     return;
   }
-  map_.AssignRoundRobin();
-  spdlog::info("placed {} shards on {} workers", map_.num_shards(), known);
+  map.AssignRoundRobin();
+  spdlog::info("placed {} shards on {} workers", map.num_shards(), known);
 }
 
 Status WorkerPool::PersistLocked() { return map_.Save(map_path_); }
@@ -212,6 +226,7 @@ bool WorkerPool::CheckAll() {
     calls.emplace_back(w.address, client_.Start(w.address, std::move(req),
                                                 std::chrono::milliseconds(std::max(200, config_.health_interval_ms))));
   }
+  std::vector<std::tuple<std::string, std::string, std::string>> learned;  // id, address, raft address
   for (auto& [address, fut] : calls) {
     auto resp = fut.get();
     nlohmann::json report;
@@ -237,18 +252,33 @@ bool WorkerPool::CheckAll() {
         if (g.value("role", "") == "leader") leaders_[g.value("shard", 0u)] = id;
       }
     }
-    // A WORKER_HOSTS entry learns its id from the worker itself; Raft addresses
-    // come the same way.
-    bool changed = map_.UpsertWorker(id, address);
-    if (report.contains("raft_address") && report["raft_address"].is_string() &&
-        !report["raft_address"].get<std::string>().empty()) {
-      changed |= map_.SetRaftAddress(id, report["raft_address"].get<std::string>());
-    }
-    if (changed) {
-      MaybeAssignLocked();
-      Status s = PersistLocked();
-      if (!s.ok()) spdlog::error("cannot persist cluster map: {}", s.ToString());
-    }
+    const std::string raft_address =
+        report.contains("raft_address") && report["raft_address"].is_string() ? report["raft_address"].get<std::string>()
+                                                                               : "";
+    learned.emplace_back(id, address, raft_address);
+  }
+  // A WORKER_HOSTS entry learns its id from the worker itself; Raft addresses
+  // come the same way. Only the meta leader changes the map (elsewhere this
+  // fails). A meta group that holds no map yet gets this node's (cached) one.
+  const bool seed = needs_seed_ && needs_seed_();
+  bool hosts_missing = false;
+  for (const auto& host : config_.worker_hosts) {
+    bool known = false;
+    for (const auto& w : map.workers()) known |= w.address == NormalizeAddress(host);
+    hosts_missing |= !known;
+  }
+  if (!learned.empty() || seed || hosts_missing) {
+    auto after = UpdateMap([&](ClusterMap& m) {
+      bool changed = seed;
+      for (const auto& host : config_.worker_hosts) changed |= m.UpsertWorker("", host);
+      for (const auto& [id, address, raft_address] : learned) {
+        changed |= m.UpsertWorker(id, address);
+        if (!raft_address.empty()) changed |= m.SetRaftAddress(id, raft_address);
+      }
+      if (changed) MaybeAssign(m);
+      return changed;
+    });
+    if (!after.ok()) spdlog::debug("cluster map not updated here: {}", after.status().ToString());
   }
   return Snapshot().version() != map.version();
 }

@@ -58,9 +58,18 @@ class WorkerPool {
   };
   QuorumView Quorum(const ClusterMap& map, uint32_t shard) const;
 
-  // Applies `change` to the map under the pool's lock; when it returns true the
-  // map is persisted and pushed to every worker at once. Returns the map after.
+  // Applies `change` to a copy of the map; when it returns true the copy
+  // becomes the map (through the committer, if any), is persisted and pushed to
+  // every worker at once. Changes are serialised. Returns the map after.
   Result<ClusterMap> UpdateMap(const std::function<bool(ClusterMap&)>& change);
+  // Routes map changes through the meta group: `commit` replicates the new map
+  // and returns once AdoptMap has been called with it (or fails: not the leader).
+  // `needs_seed`: true when the group holds no map yet (this node's cached map
+  // is then committed as is).
+  using Committer = std::function<Status(const ClusterMap&)>;
+  void SetCommitter(Committer commit, std::function<bool()> needs_seed);
+  // Makes `map` the current map (the meta group's apply callback) and caches it.
+  void AdoptMap(const ClusterMap& map);
   // Shards whose group worker `id` reported running, as of its last health check.
   std::set<uint32_t> ReportedGroups(const std::string& id) const;
 
@@ -68,14 +77,17 @@ class WorkerPool {
   void HealthLoop();
   // Health-checks every worker once; true when the map changed meanwhile.
   bool CheckAll();
-  // Assigns shards when enough workers are known; persists. Requires mu_.
-  void MaybeAssignLocked();
+  // Assigns shards in `map` when enough workers are known.
+  void MaybeAssign(ClusterMap& map) const;
   Status PersistLocked();
 
   const NodeConfig config_;
   HttpClient& client_;
   const std::string map_path_;
 
+  std::mutex mutate_mu_;  // serialises UpdateMap; guards commit_ (taken before mu_)
+  Committer commit_;
+  std::function<bool()> needs_seed_;
   mutable std::mutex mu_;
   ClusterMap map_;                                // guarded by mu_
   std::map<std::string, WorkerHealth> health_;    // by address; guarded by mu_

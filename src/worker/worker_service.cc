@@ -345,8 +345,16 @@ pb::ShardWriteResult WorkerService::ApplyReplicated(const ClusterMap& map, const
   result.set_ok(false);
   raft::ShardReplica* replica = replicas_ ? replicas_->Find(command.shard()) : nullptr;
   if (!replica) {
+    // Not (or no longer, after a move) a replica here: like a follower, point
+    // the caller at a replica this node's map knows, so its write goes on.
     result.set_error("shard " + std::to_string(command.shard()) + " has no running replica on " + config_.node_id);
-    result.set_error_code("UNAVAILABLE");
+    result.set_error_code("NOT_LEADER");
+    for (const WorkerInfo* w : map.Replicas(command.shard())) {
+      if (w->id != config_.node_id) {
+        result.set_leader_hint(w->id);
+        break;
+      }
+    }
     return result;
   }
   const auto started = std::chrono::steady_clock::now();
@@ -711,19 +719,24 @@ HttpResponse WorkerService::HandleInternalMap(HttpRequest& req) {
   auto json = nlohmann::json::parse(req.body, nullptr, false);
   auto map = ClusterMap::FromJson(json);
   if (!map.ok()) return ErrorResponse(map.status());
+  // Several control nodes push the map; one lagging behind the meta group may
+  // push an older version, which must not undo a replica move: only newer
+  // versions are taken.
   bool changed = false;
+  ClusterMap current;
   {
     std::lock_guard<std::mutex> lock(map_mu_);
-    if (!map_ || map_->version() != map->version() || map_->assigned() != map->assigned()) {
+    if (!map_ || map->version() > map_->version()) {
       map_ = *map;
       changed = true;
     }
+    current = *map_;
   }
   if (changed) {
     Status s = map->Save(config_.db_path + "/cluster_map.json");
     if (!s.ok()) spdlog::warn("cannot persist cluster map: {}", s.ToString());
   }
-  if (replicas_) replicas_->Sync(*map);
+  if (replicas_) replicas_->Sync(current);
   return JsonResponse(HealthJson());
 }
 

@@ -677,7 +677,7 @@ class Cluster(object):
                 args += ["--control-host", "127.0.0.1:%d" % control_port]
             self.workers[wid] = Node("worker", wid, port, os.path.join(self.dir, wid),
                                      os.path.join(self.dir, wid + ".log"), args, self.env)
-        cargs = ["--id", "1", "--port", str(control_port), "--bind", "127.0.0.1",
+        cargs = ["--id", "1", "--port", str(control_port), "--bind", "127.0.0.1", "--raft-port", str(free_port()),
                  "--db-path", os.path.join(self.dir, "control"), "--shards", str(shards)] + timing
         if mode in ("static", "both"):
             cargs += ["--worker-hosts", ",".join("127.0.0.1:%d" % p for p in worker_ports)]
