@@ -176,8 +176,10 @@ class ReplaceDeadTest(unittest.TestCase):
         self.assertEqual(replica_sets(self.c), before)
         a = self.c.wait_complete(count=ing.acked_points, timeout_s=30.0)
         self.assertFalse(a["is_partial"], a)
-        r = self.c.insert([{"partition_key": "after-restart", "value": 1}])
-        self.assertEqual(r.status, 200, r)
+        # Writes go on once the groups have elected (a client retries with its key).
+        R.wait_until(lambda: self.c.insert([{"partition_key": "after-restart", "value": 1}],
+                                           headers={"Idempotency-Key": "after-restart"}).status == 200,
+                     30.0, 0.2, "a write after the restart")
 
 
 if __name__ == "__main__":
