@@ -177,8 +177,12 @@ void WorkerService::Stop() {
 
 void WorkerService::RegistrationLoop() {
   // Keep announcing ourselves: a control node that restarted, or that was not up
-  // yet, learns about us within a few seconds.
+  // yet, learns about us within a few seconds. CONTROL_HOST may list several
+  // control nodes (the meta group): the first that answers takes the /join
+  // (a follower passes it to the leader); a dead one is skipped.
+  const std::vector<std::string> hosts = SplitList(config_.control_host);
   int delay_ms = 200;
+  size_t next = 0;
   for (;;) {
     OutgoingRequest req;
     req.method = "POST";
@@ -186,10 +190,13 @@ void WorkerService::RegistrationLoop() {
     req.content_type = "application/json";
     req.body = nlohmann::json{{"id", config_.node_id}, {"addr", advertise_}, {"role", "worker"}}.dump();
     req.headers = InternalHeaders(config_.cluster_secret);
-    auto resp = client_.Send(NormalizeAddress(config_.control_host), req, std::chrono::milliseconds(2000));
-    bool ok = resp.ok() && resp->status == 200;
-    if (!ok) {
-      spdlog::warn("cannot register with control node {}: {}", config_.control_host,
+    bool ok = false;
+    for (size_t tried = 0; tried < hosts.size() && !ok; ++tried, next = (next + 1) % hosts.size()) {
+      const std::string& host = hosts[next];
+      auto resp = client_.Send(NormalizeAddress(host), req, std::chrono::milliseconds(2000));
+      ok = resp.ok() && resp->status == 200;
+      if (ok) break;  // keep `next`: ask the same node next time
+      spdlog::warn("cannot register with control node {}: {}", host,
                    resp.ok() ? "HTTP " + std::to_string(resp->status) : resp.status().message());
     }
     delay_ms = ok ? 5000 : std::min(delay_ms * 2, 2000);

@@ -35,12 +35,13 @@ class MetaGroupTest(unittest.TestCase):
         for n in list(self.controls.values()) + list(self.workers.values()):
             n.start()
 
-    def add_worker(self, i, start=True):
+    def add_worker(self, i, start=True, control_hosts=None):
         wid = "worker-%d" % i
         port = R.free_port()
         db = os.path.join(self.dir, wid)
         args = ["--id", str(i), "--port", str(port), "--bind", "127.0.0.1", "--raft-port", str(R.free_port()),
-                "--db-path", db, "--control-host", "127.0.0.1:%d" % self.controls["control-1"].port,
+                "--db-path", db, "--control-host",
+                control_hosts or "127.0.0.1:%d" % self.controls["control-1"].port,
                 "--health-interval-ms", "200"]
         self.workers[wid] = R.Node("worker", wid, port, db, os.path.join(self.dir, wid + ".log"), args)
         if start:
@@ -96,12 +97,17 @@ class MetaGroupTest(unittest.TestCase):
         rest = [cid for cid in all_ids if cid != leader]
         new_leader = self.leader(rest)
         follower = [cid for cid in rest if cid != new_leader][0]
-        w4 = self.add_worker(4)
+        # worker-4 lists every control node, the dead leader first: it registers
+        # through the next one that answers.
+        self.add_worker(4, control_hosts=",".join("127.0.0.1:%d" % self.controls[cid].port
+                                                   for cid in [leader] + rest))
+        # /join sent to a follower is passed to the leader (answers 200 there too).
+        w5 = self.add_worker(5)
         r = R.post(self.controls[follower].port, "/join",
-                   {"id": "worker-4", "addr": "127.0.0.1:%d" % w4.port, "role": "worker"})
+                   {"id": "worker-5", "addr": "127.0.0.1:%d" % w5.port, "role": "worker"})
         self.assertEqual(r.status, 200, r)
         for cid in rest:
-            self.ready(cid, 4)
+            self.ready(cid, 5)
 
         def spread():
             shards = R.get(self.controls[new_leader].port, "/status").json()["shards"]
@@ -113,7 +119,7 @@ class MetaGroupTest(unittest.TestCase):
         # The old leader comes back and catches up with the map.
         self.controls[leader].start()
         self.controls[leader].wait_listening()
-        self.ready(leader, 4)
+        self.ready(leader, 5)
         maps = [R.get(self.controls[cid].port, "/status").json()["shards"] for cid in all_ids]
         R.wait_until(lambda: len({str([s["replicas"] for s in R.get(self.controls[cid].port, "/status").json()["shards"]])
                                   for cid in all_ids}) == 1, 20.0, 0.2, "the three control nodes to agree on the map")
