@@ -26,8 +26,15 @@ def assert_placement(tc, health, n_workers):
 class RegistrationTest(unittest.TestCase):
     def insert_and_check(self, c, n=24, metric="reg"):
         before = c.count(metric=metric)
-        r = c.insert([{"partition_key": "reg-%d" % i, "value": float(i), "metric": metric} for i in range(n)])
-        self.assertEqual(r.status, 200, r)
+        body = [{"partition_key": "reg-%d" % i, "value": float(i), "metric": metric} for i in range(n)]
+        # A worker's first write opens its shard files, which can outlast the
+        # tests' 1.5 s write timeout on a loaded machine (ASan): retry as a
+        # client does, with one Idempotency-Key, so nothing is stored twice.
+        key = "reg-%s-%d" % (metric, before)
+        last = []
+        R.wait_until(lambda: last.append(c.insert(body, headers={"Idempotency-Key": key})) or last[-1].status == 200,
+                     20.0, 0.2, "the insert to be acknowledged")
+        self.assertEqual(last[-1].status, 200, last[-1])
         self.assertEqual(c.count(metric=metric), before + n)
         per_worker = sum(c.compute(w, {"metric": metric})["count"] for w in c.workers)
         self.assertEqual(per_worker, before + n)
