@@ -1,5 +1,6 @@
 #include "src/raft/raft_group.h"
 
+#include "src/raft/fsm_binding.h"
 #include "src/raft/raft_c.h"
 #include "src/raft/raft_network.h"
 
@@ -16,7 +17,7 @@ struct RaftGroup::Impl {
   struct raft raft {};
   struct raft_io io {};
   struct raft_uv_transport transport {};
-  struct raft_fsm fsm {};
+  FsmBinding fsm;
   bool initialised = false;  // raft_init succeeded: close through raft_close
   bool closing = false;
   std::promise<void> closed;
@@ -32,51 +33,6 @@ struct Proposal {
 
 Status RaftError(const std::string& what, int rv, const char* detail) {
   return Status(Code::kUnavailable, what + ": " + raft_strerror(rv) + (detail && *detail ? std::string(" (") + detail + ")" : ""));
-}
-
-int FsmApply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
-  auto* impl = static_cast<RaftGroup::Impl*>(fsm->data);
-  *result = nullptr;
-  const uint64_t index = raft_last_applied(&impl->raft) + 1;
-  std::string_view command;
-  RM_CHECK(RaftGroup::DecodeEntry(buf->base, buf->len, &command),
-           "malformed Raft entry " + std::to_string(index));
-  Status s = impl->sm->Apply(index, command);
-  RM_CHECK(s.ok(), "replica " + std::to_string(impl->options.id) + " cannot apply entry " + std::to_string(index) +
-                       ": " + s.ToString());
-  return 0;
-}
-
-int FsmSnapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
-  auto* impl = static_cast<RaftGroup::Impl*>(fsm->data);
-  Result<std::string> payload = impl->sm->Snapshot(raft_last_applied(&impl->raft));
-  if (!payload.ok()) return RAFT_BUSY;  // not caught up: the library retries later
-  const std::string entry = RaftGroup::EncodeEntry(*payload);
-  *bufs = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
-  if (*bufs == nullptr) return RAFT_NOMEM;
-  (*bufs)[0].len = entry.size();
-  (*bufs)[0].base = raft_malloc(entry.size());
-  if ((*bufs)[0].base == nullptr) {
-    raft_free(*bufs);
-    return RAFT_NOMEM;
-  }
-  std::memcpy((*bufs)[0].base, entry.data(), entry.size());
-  *n_bufs = 1;
-  return 0;
-}
-
-// Owns buf->base (the library hands it over).
-int FsmRestore(struct raft_fsm* fsm, struct raft_buffer* buf) {
-  auto* impl = static_cast<RaftGroup::Impl*>(fsm->data);
-  std::string_view payload;
-  const bool framed = RaftGroup::DecodeEntry(buf->base, buf->len, &payload);
-  Status s = framed ? impl->sm->Restore(payload) : Status(Code::kInternal, "malformed Raft snapshot");
-  raft_free(buf->base);
-  if (!s.ok()) {
-    spdlog::error("replica {}: cannot restore a snapshot: {}", impl->options.id, s.ToString());
-    return RAFT_MALFORMED;
-  }
-  return 0;
 }
 
 std::string RoleName(int state) {
@@ -145,12 +101,11 @@ Status RaftGroup::Start(const std::vector<RaftPeer>& bootstrap) {
       if (!o.network) raft_uv_tcp_close(&d->transport);
       return;
     }
-    d->fsm.version = 1;
-    d->fsm.data = d;
-    d->fsm.apply = &FsmApply;
-    d->fsm.snapshot = &FsmSnapshot;
-    d->fsm.restore = &FsmRestore;
-    rv = raft_init(&d->raft, &d->io, &d->fsm, o.id, o.address.c_str());
+    d->fsm.sm = d->sm;
+    d->fsm.raft = &d->raft;
+    d->fsm.id = o.id;
+    d->fsm.Bind();
+    rv = raft_init(&d->raft, &d->io, &d->fsm.fsm, o.id, o.address.c_str());
     if (rv != 0) {
       result = RaftError("raft_init", rv, raft_errmsg(&d->raft));
       raft_uv_close(&d->io);

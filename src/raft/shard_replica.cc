@@ -16,19 +16,10 @@ constexpr uint64_t kOutcomeWindow = 4096;
 // thread to reach the snapshot's index before it gives up until a later entry.
 constexpr auto kSnapshotWait = std::chrono::milliseconds(20);
 
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t GetU64(std::string_view in, size_t at) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(in[at + i])) << (8 * i);
-  return v;
-}
-
 }  // namespace
 
 ShardReplica::ShardReplica(RaftLoop& loop, RaftGroupOptions options, ShardStore& store, SnapshotFetcher fetcher)
-    : store_(store), fetcher_(std::move(fetcher)), self_id_(options.id), group_(loop, std::move(options), *this) {
+    : store_(store), core_(store, options.id, std::move(fetcher)), group_(loop, std::move(options), *this) {
   applied_ = store_.applied_index();
   applier_ = std::thread([this] { ApplyLoop(); });
 }
@@ -53,10 +44,7 @@ uint64_t ShardReplica::applied_index() const {
   return applied_;
 }
 
-uint64_t ShardReplica::snapshots_installed() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return snapshots_installed_;
-}
+uint64_t ShardReplica::snapshots_installed() const { return core_.snapshots_installed(); }
 
 Status ShardReplica::Apply(uint64_t index, std::string_view command) {
   {
@@ -80,43 +68,26 @@ Result<std::string> ShardReplica::Snapshot(uint64_t index) {
     return Status(Code::kUnavailable, "the store has not applied every entry up to the snapshot yet");
   }
   RM_CHECK(applied_ <= index, "shard store is ahead of the Raft log");
-  std::string payload;
-  PutU64(payload, applied_);
-  PutU64(payload, self_id_);
-  return payload;
+  return core_.SnapshotPayload();
 }
 
 Status ShardReplica::Restore(std::string_view snapshot) {
-  if (snapshot.size() != 16) return Status(Code::kInternal, "malformed shard snapshot");
-  const uint64_t index = GetU64(snapshot, 0);
+  Result<ShardSnapshotRef> ref = ShardStateMachine::ParseSnapshot(snapshot);
+  if (!ref.ok()) return ref.status();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back({index, "", true, GetU64(snapshot, 8)});
-    enqueued_ = std::max(enqueued_, index);
+    queue_.push_back({ref->index, "", true, ref->source_id});
+    enqueued_ = std::max(enqueued_, ref->index);
   }
   cv_.notify_all();
   return Status::Ok();
 }
 
-void ShardReplica::InstallUpTo(uint64_t index, uint64_t source_id) {
+void ShardReplica::InstallUpTo(const ShardSnapshotRef& ref) {
   auto delay = std::chrono::milliseconds(200);
-  while (store_.applied_index() < index) {
-    Status s;
-    if (!fetcher_) {
-      s = Status(Code::kInternal, "no snapshot source configured");
-    } else {
-      spdlog::info("shard {}: store at index {}, installing a snapshot of at least {} (from replica {} or another)",
-                   store_.shard(), store_.applied_index(), index, source_id);
-      Result<std::string> blob = fetcher_(store_.shard(), index, source_id);
-      s = blob.ok() ? store_.InstallSnapshot(*blob) : blob.status();
-      if (s.ok() && store_.applied_index() >= index) {
-        spdlog::info("shard {}: snapshot installed, store now at index {}", store_.shard(), store_.applied_index());
-        std::lock_guard<std::mutex> lock(mu_);
-        ++snapshots_installed_;
-        break;
-      }
-      if (s.ok()) s = Status(Code::kUnavailable, "the snapshot fetched is older than needed");
-    }
+  for (;;) {
+    Status s = core_.CatchUp(ref);
+    if (s.ok()) break;
     spdlog::warn("shard {}: cannot install a snapshot yet: {}; retrying", store_.shard(), s.ToString());
     std::unique_lock<std::mutex> lock(mu_);
     if (cv_.wait_for(lock, delay, [&] { return stopping_; })) return;
@@ -141,17 +112,11 @@ void ShardReplica::ApplyLoop() {
       queue_.pop_front();
     }
     if (entry.install) {
-      InstallUpTo(entry.index, entry.source_id);
+      InstallUpTo({entry.index, entry.source_id});
       cv_.notify_all();
       continue;
     }
-    raftmetrics::v1::ShardCommand command;
-    Result<ApplyOutcome> outcome = Status(Code::kInternal, "not applied");
-    if (!command.ParseFromString(entry.command)) {
-      outcome = Status(Code::kInternal, "log entry " + std::to_string(entry.index) + " is not a ShardCommand");
-    } else {
-      outcome = store_.Apply(command, entry.index);
-    }
+    Result<ApplyOutcome> outcome = core_.ApplyEntry(entry.index, entry.command);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!outcome.ok()) {

@@ -8,13 +8,11 @@
 // replica's own apply thread: the Raft loop only enqueues, so DuckDB commits
 // never stall heartbeats of the groups sharing the loop.
 //
-// Snapshots (log compaction): a Raft snapshot of a shard is 16 bytes, the index
-// the store has applied (of its last command; barriers and configuration
-// entries never reach the store) and the Raft id of the replica that took it. A replica
-// that must install one (it fell behind the leader's log, or is new) fetches
-// the shard's files from a replica that has applied at least that index,
-// through the SnapshotFetcher it was given, and swaps them into its store
-// before it applies any later entry.
+// What entries and snapshots mean is ShardStateMachine's (shard_state_machine.h);
+// this class adds the threading. Snapshots (log compaction): a replica that must
+// install one (it fell behind the leader's log, or is new) fetches the shard's
+// files from a replica that has applied at least that index, retrying until one
+// answers, before it applies any later entry.
 //
 // A store that fails to apply an entry (e.g. a full disk) stops applying: the
 // replica turns unavailable instead of silently skipping the entry and
@@ -23,6 +21,7 @@
 
 #include "proto/raftmetrics.pb.h"
 #include "src/raft/raft_group.h"
+#include "src/raft/shard_state_machine.h"
 #include "src/storage/shard_store.h"
 
 #include <chrono>
@@ -34,12 +33,6 @@
 #include <thread>
 
 namespace rm::raft {
-
-// Fetches an exported snapshot (ShardStore::ExportSnapshot) of `shard` that has
-// applied at least `min_index`, preferably from the replica with Raft id
-// `source_id`. Called on the replica's apply thread; retried until it succeeds.
-using SnapshotFetcher =
-    std::function<Result<std::string>(uint32_t shard, uint64_t min_index, uint64_t source_id)>;
 
 class ShardReplica : public StateMachine {
  public:
@@ -76,8 +69,8 @@ class ShardReplica : public StateMachine {
   Result<std::string> Snapshot(uint64_t index) override;
   Status Restore(std::string_view snapshot) override;  // enqueue an install
   void ApplyLoop();
-  // On the apply thread: fetches and installs until the store reaches `index`.
-  void InstallUpTo(uint64_t index, uint64_t source_id);
+  // On the apply thread: fetches and installs until the store reaches `ref`.
+  void InstallUpTo(const ShardSnapshotRef& ref);
 
   struct Item {
     uint64_t index;
@@ -87,8 +80,7 @@ class ShardReplica : public StateMachine {
   };
 
   ShardStore& store_;
-  const SnapshotFetcher fetcher_;
-  const uint64_t self_id_;
+  ShardStateMachine core_;
   RaftGroup group_;
 
   mutable std::mutex mu_;
@@ -99,7 +91,6 @@ class ShardReplica : public StateMachine {
   uint64_t enqueued_ = 0;       // last index handed over by the Raft loop
   Status failure_;              // set when the store failed: no more applies
   bool stopping_ = false;
-  uint64_t snapshots_installed_ = 0;
   std::thread applier_;
 };
 
