@@ -198,6 +198,13 @@ Status ClusterMap::RemoveWorker(const std::string& id) {
   return Status::Ok();
 }
 
+bool ClusterMap::SetControlNodes(std::vector<ControlNodeInfo> nodes) {
+  if (nodes == control_nodes_) return false;
+  control_nodes_ = std::move(nodes);
+  ++version_;
+  return true;
+}
+
 nlohmann::json ClusterMap::ToJson() const {
   nlohmann::json workers = nlohmann::json::array();
   for (const auto& w : workers_) {
@@ -210,11 +217,16 @@ nlohmann::json ClusterMap::ToJson() const {
   for (const auto& m : moves_) {
     moves.push_back({{"shard", m.shard}, {"from", m.from}, {"to", m.to}, {"reason", m.reason}});
   }
+  nlohmann::json controls = nlohmann::json::array();
+  for (const auto& c : control_nodes_) {
+    controls.push_back({{"id", c.id}, {"address", c.address}, {"raft_id", c.raft_id},
+                        {"raft_address", c.raft_address}});
+  }
   return {{"num_shards", num_shards_}, {"replication_factor", replication_factor_}, {"version", version_},
           {"assigned", assigned_}, {"next_raft_id", next_raft_id_}, {"workers", workers},
           {"shard_owners", owners}, {"shard_replicas", replicas_}, {"pending_moves", moves},
           {"reconfigured_shards", reconfigured_}, {"decommissioning", decommissioning_},
-          {"removed_workers", removed_}};
+          {"removed_workers", removed_}, {"control_nodes", controls}};
 }
 
 Result<ClusterMap> ClusterMap::FromJson(const nlohmann::json& json) {
@@ -246,6 +258,10 @@ Result<ClusterMap> ClusterMap::FromJson(const nlohmann::json& json) {
     std::sort(map.reconfigured_.begin(), map.reconfigured_.end());
     map.decommissioning_ = json.value("decommissioning", std::vector<std::string>{});
     map.removed_ = json.value("removed_workers", std::vector<std::string>{});
+    for (const auto& c : json.value("control_nodes", nlohmann::json::array())) {
+      map.control_nodes_.push_back({c.at("id").get<std::string>(), c.at("address").get<std::string>(),
+                                    c.at("raft_id").get<uint64_t>(), c.at("raft_address").get<std::string>()});
+    }
     if (map.replicas_.size() != map.num_shards_ || map.num_shards_ == 0) {
       return Status(Code::kInvalidRequest, "cluster map: shard replicas do not match num_shards");
     }

@@ -42,6 +42,17 @@ struct WorkerInfo {
   std::string raft_address;   // host:port of its Raft port ("" until reported)
 };
 
+// A control node of the meta group, as recorded once control nodes joined at
+// run time (POST /join with role "control"). Empty list: the static
+// --control-nodes list is the membership.
+struct ControlNodeInfo {
+  std::string id;            // "control-2"
+  std::string address;       // host:port of its HTTP API
+  uint64_t raft_id = 0;      // its id in the meta group
+  std::string raft_address;  // host:port of its Raft port
+  bool operator==(const ControlNodeInfo&) const = default;
+};
+
 class ClusterMap {
  public:
   ClusterMap() = default;
@@ -93,6 +104,13 @@ class ClusterMap {
   // Drops a worker that holds no replica and is no target of a move.
   Status RemoveWorker(const std::string& id);
   bool removed(const std::string& id) const;
+  const std::vector<std::string>& decommissioning_workers() const { return decommissioning_; }
+  const std::vector<std::string>& removed_workers() const { return removed_; }
+
+  // The meta group's members (see ControlNodeInfo). Returns true when changed.
+  const std::vector<ControlNodeInfo>& control_nodes() const { return control_nodes_; }
+  bool SetControlNodes(std::vector<ControlNodeInfo> nodes);
+
   nlohmann::json ToJson() const;
   static Result<ClusterMap> FromJson(const nlohmann::json& json);
 
@@ -114,6 +132,7 @@ class ClusterMap {
   std::vector<uint32_t> reconfigured_;               // shards that moved at least once (sorted)
   std::vector<std::string> decommissioning_;
   std::vector<std::string> removed_;
+  std::vector<ControlNodeInfo> control_nodes_;
 };
 
 }  // namespace rm

@@ -1,6 +1,7 @@
 #include "src/cluster/meta_group.h"
 
 #include "src/cluster/node_config.h"
+#include "src/common/hash.h"
 #include "src/common/time_util.h"
 
 #include <spdlog/spdlog.h>
@@ -12,6 +13,7 @@ Result<std::vector<MetaPeer>> ParseControlNodes(const std::string& text) {
   for (const auto& item : SplitList(text)) {
     MetaPeer p;
     p.raft_id = peers.size() + 1;
+    p.id = "control-" + std::to_string(p.raft_id);
     std::string http = item;
     std::string raft_port;
     if (auto at = item.find('@'); at != std::string::npos) {
@@ -38,13 +40,21 @@ Result<std::vector<MetaPeer>> ParseControlNodes(const std::string& text) {
   return peers;
 }
 
-MetaGroup::MetaGroup(std::string dir, std::string listen_address, uint64_t self_id, std::vector<MetaPeer> peers,
-                     MapCallback on_map)
+uint64_t JoinedControlRaftId(const std::string& http_address) {
+  // Founders use 1..N; 2^20 + a 30-bit hash stays clear of them and exact in JSON.
+  return (uint64_t{1} << 20) + StableHash(NormalizeAddress(http_address)) % (uint64_t{1} << 30);
+}
+
+MetaGroup::MetaGroup(std::string dir, std::string listen_address, uint64_t self_id, std::string self_raft_address,
+                     std::vector<MetaPeer> peers, bool founder, MapCallback on_map)
     : dir_(std::move(dir)),
       listen_(std::move(listen_address)),
       self_id_(self_id),
-      peers_(std::move(peers)),
-      on_map_(std::move(on_map)) {}
+      self_raft_address_(std::move(self_raft_address)),
+      founder_(founder),
+      founders_(founder ? peers : std::vector<MetaPeer>{}),
+      on_map_(std::move(on_map)),
+      peers_(std::move(peers)) {}
 
 MetaGroup::~MetaGroup() { Close(); }
 
@@ -57,19 +67,22 @@ Status MetaGroup::Start() {
   if (!s.ok()) return s;
   raft::RaftGroupOptions o;
   o.id = self_id_;
-  for (const auto& p : peers_) {
-    if (p.raft_id == self_id_) o.address = p.raft_address;
-  }
+  o.address = self_raft_address_;
   o.network = network_.get();
   o.group_id = 0;
   o.dir = dir_;
   o.snapshot_threshold = 256;  // the map is small: keep the log short
   o.snapshot_trailing = 64;
   group_ = std::make_unique<raft::RaftGroup>(*loop_, o, *this);
+  // Only founders bootstrap; a node joining at run time starts empty and is
+  // brought up to date by the leader once it is added.
   std::vector<raft::RaftPeer> bootstrap;
-  for (const auto& p : peers_) bootstrap.push_back({p.raft_id, p.raft_address});
+  for (const auto& p : founders_) bootstrap.push_back({p.raft_id, p.raft_address});
   s = group_->Start(bootstrap);
-  if (s.ok()) spdlog::info("meta group: control node {} of {} on {}", self_id_, peers_.size(), o.address);
+  if (s.ok()) {
+    spdlog::info("meta group: control node (Raft id {}) on {}, {}", self_id_, o.address,
+                 founder_ ? "one of " + std::to_string(founders_.size()) + " founders" : "joining at run time");
+  }
   return s;
 }
 
@@ -89,6 +102,10 @@ Status MetaGroup::Adopt(std::string_view json) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     last_map_ = std::string(json);
+    if (!map->control_nodes().empty()) {
+      peers_.clear();
+      for (const auto& c : map->control_nodes()) peers_.push_back({c.id, c.raft_id, c.address, c.raft_address});
+    }
   }
   on_map_(*map);
   return Status::Ok();
@@ -127,10 +144,27 @@ bool MetaGroup::HasMap() {
 
 bool MetaGroup::IsLeader() { return group_ && group_->GetStatus().role == "leader"; }
 
+std::vector<MetaPeer> MetaGroup::Peers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peers_;
+}
+
+Status MetaGroup::AddMember(const MetaPeer& peer, std::chrono::milliseconds timeout) {
+  if (!group_) return Status(Code::kUnavailable, "meta group is not running");
+  return raft::AwaitChange(group_->AddVoter(peer.raft_id, peer.raft_address), timeout,
+                    "adding control node " + peer.id + " to the meta group");
+}
+
+Status MetaGroup::RemoveMember(uint64_t raft_id, std::chrono::milliseconds timeout) {
+  if (!group_) return Status(Code::kUnavailable, "meta group is not running");
+  return raft::AwaitChange(group_->RemoveMember(raft_id), timeout,
+                    "removing Raft id " + std::to_string(raft_id) + " from the meta group");
+}
+
 std::string MetaGroup::LeaderHttpAddress() {
   if (!group_) return "";
   const uint64_t leader = group_->GetStatus().leader_id;
-  for (const auto& p : peers_) {
+  for (const auto& p : Peers()) {
     if (p.raft_id == leader) return p.http_address;
   }
   return "";
@@ -142,10 +176,10 @@ nlohmann::json MetaGroup::StatusJson() {
   if (group_) st = group_->GetStatus();
   std::string leader;
   nlohmann::json peers = nlohmann::json::array();
-  for (const auto& p : peers_) {
-    peers.push_back({{"id", "control-" + std::to_string(p.raft_id)}, {"raft_id", p.raft_id},
-                     {"address", p.http_address}, {"raft_address", p.raft_address}});
-    if (p.raft_id == st.leader_id) leader = "control-" + std::to_string(p.raft_id);
+  for (const auto& p : Peers()) {
+    peers.push_back({{"id", p.id}, {"raft_id", p.raft_id}, {"address", p.http_address},
+                     {"raft_address", p.raft_address}});
+    if (p.raft_id == st.leader_id) leader = p.id;
   }
   return {{"group", "meta"},
           {"role", st.role},
@@ -158,7 +192,8 @@ nlohmann::json MetaGroup::StatusJson() {
           {"last_heartbeat", st.last_contact_ms >= 0
                                  ? nlohmann::json(FormatIso8601(NowMicros() - st.last_contact_ms * 1000))
                                  : nlohmann::json(nullptr)},
-          {"peers", peers}};
+          {"peers", peers},
+          {"voters", group_ ? group_->Voters() : std::vector<uint64_t>{}}};
 }
 
 }  // namespace rm

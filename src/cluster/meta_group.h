@@ -9,6 +9,13 @@
 // the latest map. One control node is a group of one (it leads at once); three
 // tolerate the loss of one.
 //
+// Membership: the founders are the --control-nodes list (Raft ids 1, 2, ... in
+// list order), and they bootstrap the group. A control node added at run time
+// (POST /join with role "control") starts empty, with a Raft id derived from
+// its HTTP address (JoinedControlRaftId), and the leader adds it (AddMember).
+// Once membership changed, the map's control_nodes are the list of members;
+// every node learns the others' addresses from there.
+//
 // Thread-safety: all methods may be called from any thread. The map callback
 // runs on the group's Raft loop thread, in log order.
 #pragma once
@@ -30,7 +37,8 @@
 namespace rm {
 
 struct MetaPeer {
-  uint64_t raft_id = 0;      // 1-based position in the --control-nodes list
+  std::string id;            // node id, "control-1"
+  uint64_t raft_id = 0;      // founders: 1-based position in the --control-nodes list
   std::string http_address;  // host:port of its HTTP API
   std::string raft_address;  // host:port of its Raft port
 };
@@ -38,12 +46,17 @@ struct MetaPeer {
 // Parses --control-nodes: "host:port[@raft_port],..." (raft port default: HTTP
 // port + 1000). Every control node must be given the same list in the same order.
 Result<std::vector<MetaPeer>> ParseControlNodes(const std::string& text);
+// The Raft id of a control node that joins at run time: a hash of its HTTP
+// address, above the founders' small ids, so both sides compute it alone.
+uint64_t JoinedControlRaftId(const std::string& http_address);
 
 class MetaGroup : public raft::StateMachine {
  public:
   using MapCallback = std::function<void(const ClusterMap&)>;
-  MetaGroup(std::string dir, std::string listen_address, uint64_t self_id, std::vector<MetaPeer> peers,
-            MapCallback on_map);
+  // `peers`: the founders (this node among them) or, for a node joining at run
+  // time (`founder` false), whatever is known of the group so far (may be empty).
+  MetaGroup(std::string dir, std::string listen_address, uint64_t self_id, std::string self_raft_address,
+            std::vector<MetaPeer> peers, bool founder, MapCallback on_map);
   ~MetaGroup() override;
 
   Status Start();
@@ -59,6 +72,12 @@ class MetaGroup : public raft::StateMachine {
   uint64_t self_id() const { return self_id_; }
   // Whether any map has been applied (false: a new group, still to be seeded).
   bool HasMap();
+  // The members as this node knows them.
+  std::vector<MetaPeer> Peers();
+  // On the leader: adds a control node (it catches up, then votes) / removes one.
+  // kTimeout when not done in time (the change may still complete).
+  Status AddMember(const MetaPeer& peer, std::chrono::milliseconds timeout);
+  Status RemoveMember(uint64_t raft_id, std::chrono::milliseconds timeout);
 
  private:
   Status Apply(uint64_t index, std::string_view command) override;
@@ -69,7 +88,9 @@ class MetaGroup : public raft::StateMachine {
   const std::string dir_;
   const std::string listen_;
   const uint64_t self_id_;
-  const std::vector<MetaPeer> peers_;
+  const std::string self_raft_address_;
+  const bool founder_;
+  const std::vector<MetaPeer> founders_;
   const MapCallback on_map_;
 
   std::unique_ptr<raft::RaftLoop> loop_;
@@ -78,6 +99,7 @@ class MetaGroup : public raft::StateMachine {
 
   std::mutex mu_;
   std::string last_map_;  // JSON of the last applied map (the snapshot); guarded by mu_
+  std::vector<MetaPeer> peers_;  // guarded by mu_: founders, then the map's control_nodes
 };
 
 }  // namespace rm

@@ -37,4 +37,14 @@ std::string NormalizeAddress(const std::string& address) {
   return a;
 }
 
+bool IsHostPort(const std::string& address) {
+  const std::string a = NormalizeAddress(address);
+  const auto colon = a.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == a.size() || a.size() - colon - 1 > 5) return false;
+  const std::string port = a.substr(colon + 1);
+  if (!std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); })) return false;
+  const int n = std::stoi(port);
+  return n > 0 && n <= 65535;
+}
+
 }  // namespace rm

@@ -62,5 +62,7 @@ std::string NormalizeNodeId(const std::string& role, const std::string& id);
 std::vector<std::string> SplitList(const std::string& text);
 // "localhost:8081" and "127.0.0.1:8081" name the same worker; so do "http://h:1/" and "h:1".
 std::string NormalizeAddress(const std::string& address);
+// Whether `address` (after NormalizeAddress) is host:port with a port in 1..65535.
+bool IsHostPort(const std::string& address);
 
 }  // namespace rm

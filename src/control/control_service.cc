@@ -90,40 +90,58 @@ nlohmann::json ControlService::StatsJson() {
 ControlService::~ControlService() { Stop(); }
 
 Status ControlService::Start() {
-  // The meta group: the nodes of --control-nodes, or this node alone.
+  // The meta group: the founders of --control-nodes, or this node alone. A
+  // control node that the list does not name (or started with only
+  // --control-host) joins the running group through those nodes instead.
   const int raft_port = config_.raft_port >= 0 ? config_.raft_port : config_.port + 1000;
   const std::string self_http =
       NormalizeAddress(config_.advertise.empty() ? "127.0.0.1:" + std::to_string(config_.port) : config_.advertise);
+  const std::string self_raft = self_http.substr(0, self_http.rfind(':')) + ":" + std::to_string(raft_port);
   std::vector<MetaPeer> peers;
-  uint64_t self_id = 1;
-  if (config_.control_nodes.empty()) {
-    peers.push_back({1, self_http, self_http.substr(0, self_http.rfind(':')) + ":" + std::to_string(raft_port)});
-  } else {
+  uint64_t self_id = 0;
+  std::vector<std::string> join_via;
+  if (!config_.control_nodes.empty()) {
     auto parsed = ParseControlNodes(config_.control_nodes);
     if (!parsed.ok()) return parsed.status();
     peers = std::move(*parsed);
-    self_id = 0;
     for (const auto& p : peers) {
       if (p.http_address == self_http) self_id = p.raft_id;
+      join_via.push_back(p.http_address);
     }
-    if (self_id == 0) {
-      return Status(Code::kValidation, "--control-nodes does not list this node (" + self_http +
-                                           "); give every control node the same list, each with --advertise");
-    }
+    if (self_id != 0) join_via.clear();
+  } else if (!config_.control_host.empty()) {
+    join_via = SplitList(config_.control_host);
+  } else {
+    peers.push_back({"control-1", 1, self_http, self_raft});
+    self_id = 1;
   }
+  const bool founder = self_id != 0;
+  if (!founder) self_id = JoinedControlRaftId(self_http);
   meta_ = std::make_unique<MetaGroup>(config_.db_path + "/meta", config_.bind + ":" + std::to_string(raft_port), self_id,
-                                      peers, [this](const ClusterMap& m) { workers_.AdoptMap(m); });
+                                      self_raft, peers, founder, [this](const ClusterMap& m) { workers_.AdoptMap(m); });
+  if (!founder) {
+    spdlog::info("control node {} joins the meta group through {}", self_http, config_.control_nodes.empty()
+                                                                                  ? config_.control_host
+                                                                                  : config_.control_nodes);
+    meta_join_ = std::make_unique<JoinAnnouncer>(JoinAnnouncer::Options{
+        join_via,
+        nlohmann::json{{"id", config_.node_id}, {"addr", self_http}, {"role", "control"}, {"raft_addr", self_raft}}
+            .dump(),
+        InternalHeaders(config_.cluster_secret), /*keep_announcing=*/false});
+  }
   workers_.SetCommitter([this](const ClusterMap& m) { return meta_->Commit(m, std::chrono::seconds(5)); },
                         [this] { return meta_->IsLeader() && !meta_->HasMap(); });
   Status s = workers_.Start();
   if (!s.ok()) return s;
   s = meta_->Start();
   if (!s.ok()) return s;
+  if (meta_join_) meta_join_->Start();  // after Start: the leader's AddMember needs us running
   rebalancer_.Start();
   return Status::Ok();
 }
 
 void ControlService::Stop() {
+  if (meta_join_) meta_join_->Stop();
   rebalancer_.Stop();
   workers_.Stop();
   if (meta_) meta_->Close();
@@ -412,8 +430,8 @@ HttpResponse ControlService::HandleStatus(HttpRequest&) {
                          {"replication_factor", map.replication_factor()},
                          {"groups", groups},
                          {"shards", shards},
-                         {"decommissioning", map.ToJson()["decommissioning"]},
-                         {"removed_workers", map.ToJson()["removed_workers"]},
+                         {"decommissioning", map.decommissioning_workers()},
+                         {"removed_workers", map.removed_workers()},
                          {"rebalancing", rebalancer_.StatusJson()}};
   return HttpResponse::Json(200, body.dump());
 }
@@ -428,6 +446,7 @@ HttpResponse ControlService::HandleRemove(HttpRequest& req) {
                                 {{"fields", {{{"field", "id"}, {"error", "is required (a non-empty string)"}}}}}));
   }
   if (meta_ && !meta_->IsLeader()) return ForwardToMetaLeader(req);
+  if (body["id"].get<std::string>().rfind("control-", 0) == 0) return RemoveControlNode(body["id"].get<std::string>());
   const std::string id = NormalizeNodeId("worker", body["id"].get<std::string>());
   ClusterMap map = workers_.Snapshot();
   if (!map.FindWorker(id)) {
@@ -526,18 +545,110 @@ HttpResponse ControlService::HandleJoin(HttpRequest& req) {
   if (meta_ && !meta_->IsLeader()) return ForwardToMetaLeader(req);
   std::string id = text("id");
   std::string addr = text("addr");
-  std::string role = body.value("role", "worker");
-  if (role != "worker") {
-    errors.push_back({{"field", "role"}, {"error", "only \"worker\" can join in this version"}});
+  std::string role = "worker";
+  if (body.contains("role") && (!body["role"].is_string() ||
+                                (body["role"] != "worker" && body["role"] != "control"))) {
+    errors.push_back({{"field", "role"}, {"error", "must be \"worker\" or \"control\""}});
+  } else if (body.contains("role")) {
+    role = body["role"].get<std::string>();
   }
-  if (!addr.empty() && addr.find(':') == std::string::npos) {
+  if (!addr.empty() && !IsHostPort(addr)) {
     errors.push_back({{"field", "addr"}, {"error", "must be host:port"}});
   }
+  std::string raft_addr;
+  if (role == "control" && body.contains("raft_addr")) {
+    if (!body["raft_addr"].is_string() || !IsHostPort(body["raft_addr"].get<std::string>())) {
+      errors.push_back({{"field", "raft_addr"}, {"error", "must be host:port"}});
+    } else {
+      raft_addr = NormalizeAddress(body["raft_addr"].get<std::string>());
+    }
+  }
   if (!errors.empty()) return ErrorResponse(Status(Code::kValidation, "Invalid request parameters", {{"fields", errors}}));
+  if (role == "control") return JoinControlNode(id, addr, raft_addr);
   auto version = workers_.Join(id, addr);
   if (!version.ok()) return ErrorResponse(version.status());
   rebalancer_.Poke();  // a new worker may take replicas
   return HttpResponse::Json(200, nlohmann::json{{"success", true}, {"id", id}, {"cluster_map_version", *version}}.dump());
+}
+
+namespace {
+// The map's record of the meta group's members after `change`, starting from
+// what this node knows (the founders until membership first changed).
+std::vector<ControlNodeInfo> ControlNodesFrom(const std::vector<MetaPeer>& peers) {
+  std::vector<ControlNodeInfo> nodes;
+  for (const auto& p : peers) nodes.push_back({p.id, p.http_address, p.raft_id, p.raft_address});
+  return nodes;
+}
+}  // namespace
+
+HttpResponse ControlService::JoinControlNode(const std::string& id, const std::string& addr, std::string raft_addr) {
+  const std::string node_id = NormalizeNodeId("control", id);
+  const std::string http = NormalizeAddress(addr);
+  if (raft_addr.empty()) {  // the default of --raft-port: HTTP port + 1000
+    const auto colon = http.rfind(':');
+    raft_addr = http.substr(0, colon) + ":" + std::to_string(std::stoi(http.substr(colon + 1)) + 1000);
+  }
+  const std::vector<MetaPeer> peers = meta_->Peers();
+  for (const auto& p : peers) {
+    if (p.http_address == http && p.id == node_id) {  // a repeated announcement
+      return HttpResponse::Json(200, nlohmann::json{{"success", true}, {"id", node_id}, {"role", "control"},
+                                                    {"raft_id", p.raft_id}, {"status", "member"}}
+                                         .dump());
+    }
+    if (p.id == node_id || p.http_address == http) {
+      return ErrorResponse(Status(Code::kValidation, "Invalid request parameters",
+                                  {{"fields", {{{"field", p.id == node_id ? "id" : "addr"},
+                                                {"error", "already used by control node " + p.id + " (" +
+                                                              p.http_address + ")"}}}}}));
+    }
+  }
+  const MetaPeer peer{node_id, JoinedControlRaftId(http), http, raft_addr};
+  // The new node catches up from the leader's log or snapshot, then votes.
+  Status s = meta_->AddMember(peer, std::chrono::seconds(10));
+  if (!s.ok()) {
+    return ErrorResponse(Status(Code::kRaft, "Control node " + node_id + " could not be added to the meta group: " +
+                                                 s.message() + " (is it running, with its Raft port reachable?)",
+                                {{"group", "meta"}, {"raft_address", raft_addr}, {"retry_after", "1s"}}));
+  }
+  auto map = workers_.UpdateMap([&](ClusterMap& m) {
+    auto nodes = ControlNodesFrom(peers);
+    nodes.push_back({peer.id, peer.http_address, peer.raft_id, peer.raft_address});
+    return m.SetControlNodes(std::move(nodes));
+  });
+  if (!map.ok()) return ErrorResponse(map.status());
+  spdlog::info("control node {} ({}) joined the meta group as Raft id {}", node_id, http, peer.raft_id);
+  return HttpResponse::Json(200, nlohmann::json{{"success", true},
+                                                {"id", node_id},
+                                                {"role", "control"},
+                                                {"raft_id", peer.raft_id},
+                                                {"status", "member"},
+                                                {"cluster_map_version", map->version()}}
+                                     .dump());
+}
+
+HttpResponse ControlService::RemoveControlNode(const std::string& id) {
+  const std::vector<MetaPeer> peers = meta_->Peers();
+  auto it = std::find_if(peers.begin(), peers.end(), [&](const MetaPeer& p) { return p.id == id; });
+  if (it == peers.end()) {
+    return ErrorResponse(Status(Code::kNotFound, "No control node " + id + " in the meta group", {{"id", id}}));
+  }
+  if (peers.size() == 1) {
+    return ErrorResponse(Status(Code::kValidation, "Invalid request parameters",
+                                {{"fields", {{{"field", "id"}, {"error", "the last control node cannot be removed"}}}}}));
+  }
+  const MetaPeer gone = *it;
+  // The map first, so no node keeps routing to it; then the group's configuration.
+  std::vector<MetaPeer> rest;
+  for (const auto& p : peers) {
+    if (p.id != id) rest.push_back(p);
+  }
+  auto map = workers_.UpdateMap([&](ClusterMap& m) { return m.SetControlNodes(ControlNodesFrom(rest)); });
+  if (!map.ok()) return ErrorResponse(map.status());
+  Status s = meta_->RemoveMember(gone.raft_id, std::chrono::seconds(10));
+  if (!s.ok()) return ErrorResponse(Status(Code::kRaft, s.message(), {{"group", "meta"}, {"retry_after", "1s"}}));
+  spdlog::info("control node {} ({}) left the meta group", gone.id, gone.http_address);
+  return HttpResponse::Json(
+      200, nlohmann::json{{"success", true}, {"id", gone.id}, {"role", "control"}, {"status", "removed"}}.dump());
 }
 
 }  // namespace rm

@@ -9,8 +9,9 @@
 // Thread-safe: handlers run concurrently.
 #pragma once
 
-#include "src/cluster/node_config.h"
+#include "src/cluster/join_announcer.h"
 #include "src/cluster/meta_group.h"
+#include "src/cluster/node_config.h"
 #include "src/control/rebalancer.h"
 #include "src/control/worker_pool.h"
 #include "src/net/http_client.h"
@@ -65,6 +66,10 @@ class ControlService {
   HttpResponse HandleStatus(HttpRequest& req);
   HttpResponse HandleJoin(HttpRequest& req);
   HttpResponse HandleRemove(HttpRequest& req);
+  // POST /join and /remove for control nodes (on the meta leader): membership of
+  // the meta group. `raft_addr` "": the HTTP port + 1000.
+  HttpResponse JoinControlNode(const std::string& id, const std::string& addr, std::string raft_addr);
+  HttpResponse RemoveControlNode(const std::string& id);
   // Map changes are made by the meta group's leader: a request for one that
   // reaches another control node is passed to the leader as is.
   HttpResponse ForwardToMetaLeader(HttpRequest& req);
@@ -76,6 +81,7 @@ class ControlService {
   HttpClient client_;
   WorkerPool workers_;
   std::unique_ptr<MetaGroup> meta_;  // set by Start()
+  std::unique_ptr<JoinAnnouncer> meta_join_;  // a control node joining the group at run time
   Rebalancer rebalancer_;
   MetricFamily& points_inserted_;
   MetricFamily& worker_up_;

@@ -388,4 +388,12 @@ void RaftGroup::Close() {
   if (wait) d->closed.get_future().wait();
 }
 
+Status AwaitChange(std::future<Status> change, std::chrono::milliseconds timeout, const std::string& what) {
+  if (change.wait_for(timeout) != std::future_status::ready) {
+    return Status(Code::kTimeout, what + " did not complete in time; it may still complete",
+                  {{"timeout_ms", timeout.count()}});
+  }
+  return change.get();
+}
+
 }  // namespace rm::raft

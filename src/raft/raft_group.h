@@ -15,6 +15,7 @@
 #include "src/common/status.h"
 #include "src/raft/raft_loop.h"
 
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <memory>
@@ -129,5 +130,9 @@ class RaftGroup {
   RaftLoop& loop_;
   Impl* impl_;  // owned; freed when the loop stops (libuv may still touch it while closing)
 };
+
+// Waits for a membership change (AddVoter/RemoveMember): its outcome, or
+// kTimeout after `timeout` (the change may still complete). `what` names it.
+Status AwaitChange(std::future<Status> change, std::chrono::milliseconds timeout, const std::string& what);
 
 }  // namespace rm::raft

@@ -135,22 +135,12 @@ void ShardReplica::ApplyLoop() {
   }
 }
 
-namespace {
-Status WaitChange(std::future<Status> change, std::chrono::milliseconds timeout, const std::string& what) {
-  if (change.wait_for(timeout) != std::future_status::ready) {
-    return Status(Code::kTimeout, what + " did not complete in time; it may still complete",
-                  {{"timeout_ms", timeout.count()}});
-  }
-  return change.get();
-}
-}  // namespace
-
 Status ShardReplica::AddVoter(uint64_t id, const std::string& address, std::chrono::milliseconds timeout) {
-  return WaitChange(group_.AddVoter(id, address), timeout, "adding replica " + std::to_string(id));
+  return AwaitChange(group_.AddVoter(id, address), timeout, "adding replica " + std::to_string(id));
 }
 
 Status ShardReplica::RemoveMember(uint64_t id, std::chrono::milliseconds timeout) {
-  return WaitChange(group_.RemoveMember(id), timeout, "removing replica " + std::to_string(id));
+  return AwaitChange(group_.RemoveMember(id), timeout, "removing replica " + std::to_string(id));
 }
 
 Status ShardReplica::ReadBarrier(std::chrono::milliseconds timeout) {

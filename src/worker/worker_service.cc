@@ -161,48 +161,18 @@ void WorkerService::StartRegistration(uint16_t port) {
       });
   if (auto map = CurrentMap()) replicas_->Sync(*map);
   if (!config_.control_host.empty()) {
-    registration_ = std::thread([this] { RegistrationLoop(); });
+    // CONTROL_HOST may list several control nodes (the meta group).
+    registration_ = std::make_unique<JoinAnnouncer>(JoinAnnouncer::Options{
+        SplitList(config_.control_host),
+        nlohmann::json{{"id", config_.node_id}, {"addr", advertise_}, {"role", "worker"}}.dump(),
+        InternalHeaders(config_.cluster_secret), /*keep_announcing=*/true});
+    registration_->Start();
   }
 }
 
 void WorkerService::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(stop_mu_);
-    stopping_ = true;
-  }
-  stop_cv_.notify_all();
-  if (registration_.joinable()) registration_.join();
+  if (registration_) registration_->Stop();
   if (replicas_) replicas_->Close();
-}
-
-void WorkerService::RegistrationLoop() {
-  // Keep announcing ourselves: a control node that restarted, or that was not up
-  // yet, learns about us within a few seconds. CONTROL_HOST may list several
-  // control nodes (the meta group): the first that answers takes the /join
-  // (a follower passes it to the leader); a dead one is skipped.
-  const std::vector<std::string> hosts = SplitList(config_.control_host);
-  int delay_ms = 200;
-  size_t next = 0;
-  for (;;) {
-    OutgoingRequest req;
-    req.method = "POST";
-    req.target = "/join";
-    req.content_type = "application/json";
-    req.body = nlohmann::json{{"id", config_.node_id}, {"addr", advertise_}, {"role", "worker"}}.dump();
-    req.headers = InternalHeaders(config_.cluster_secret);
-    bool ok = false;
-    for (size_t tried = 0; tried < hosts.size() && !ok; ++tried, next = (next + 1) % hosts.size()) {
-      const std::string& host = hosts[next];
-      auto resp = client_.Send(NormalizeAddress(host), req, std::chrono::milliseconds(2000));
-      ok = resp.ok() && resp->status == 200;
-      if (ok) break;  // keep `next`: ask the same node next time
-      spdlog::warn("cannot register with control node {}: {}", host,
-                   resp.ok() ? "HTTP " + std::to_string(resp->status) : resp.status().message());
-    }
-    delay_ms = ok ? 5000 : std::min(delay_ms * 2, 2000);
-    std::unique_lock<std::mutex> lock(stop_mu_);
-    if (stop_cv_.wait_for(lock, std::chrono::milliseconds(delay_ms), [this] { return stopping_; })) return;
-  }
 }
 
 void WorkerService::RegisterRoutes(Router& router) {

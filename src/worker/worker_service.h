@@ -12,6 +12,7 @@
 #pragma once
 
 #include "src/cluster/cluster_map.h"
+#include "src/cluster/join_announcer.h"
 #include "src/cluster/node_config.h"
 #include "src/net/http_client.h"
 #include "src/net/router.h"
@@ -71,7 +72,6 @@ class WorkerService {
   raftmetrics::v1::ShardWriteResult ApplyLocal(const raftmetrics::v1::ShardCommand& command);
   // The same through the shard's Raft group (replication factor >= 2).
   raftmetrics::v1::ShardWriteResult ApplyReplicated(const ClusterMap& map, const raftmetrics::v1::ShardCommand& command);
-  void RegistrationLoop();
 
   // Gauges mirroring the shards (bytes, points, which shards this node leads).
   void CollectMetrics();
@@ -104,10 +104,7 @@ class WorkerService {
   std::mutex map_mu_;
   std::optional<ClusterMap> map_;  // guarded by map_mu_
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
-  std::thread registration_;
+  std::unique_ptr<JoinAnnouncer> registration_;  // with CONTROL_HOST
   std::unique_ptr<ReplicaHost> replicas_;  // set by StartRegistration (knows the ports)
 };
 

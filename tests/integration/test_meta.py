@@ -2,7 +2,11 @@
 through their own Raft group. Each serves inserts and queries; /join and
 /remove sent to a follower are passed to the leader; when the leader dies the
 other two elect a new one, which keeps changing the map (a worker joins and
-gets replicas); the dead one comes back and catches up."""
+gets replicas); the dead one comes back and catches up.
+
+ControlJoinTest: control nodes join a running group of one at run time
+(POST /join with role "control", sent by the new nodes themselves), and a dead
+one is removed with POST /remove."""
 import os
 import signal
 import time
@@ -127,6 +131,109 @@ class MetaGroupTest(unittest.TestCase):
         for cid in all_ids:
             R.wait_until(lambda: R.get(self.controls[cid].port, "/analytics").json().get("count") == 91, 20.0, 0.1,
                          "%s to count 91 points" % cid)
+
+
+class ControlJoinTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = R.make_temp_dir("rm-metajoin-")
+        self.nodes = []
+        self.controls = {}
+        self.control("control-1")
+        self.controls["control-1"].start()
+        wport = R.free_port()
+        wdb = os.path.join(self.dir, "worker-1")
+        self.worker = R.Node("worker", "worker-1", wport, wdb, os.path.join(self.dir, "worker-1.log"),
+                             ["--id", "1", "--port", str(wport), "--bind", "127.0.0.1", "--raft-port",
+                              str(R.free_port()), "--db-path", wdb, "--control-host", self.addr("control-1"),
+                              "--health-interval-ms", "200"])
+        self.nodes.append(self.worker)
+        self.worker.start()
+
+    def control(self, cid, *join):
+        port = R.free_port()
+        db = os.path.join(self.dir, cid)
+        args = ["--id", cid, "--port", str(port), "--bind", "127.0.0.1", "--advertise", "127.0.0.1:%d" % port,
+                "--raft-port", str(R.free_port()), "--db-path", db, "--shards", "4", "--min-workers", "1",
+                "--query-timeout-ms", "1000", "--write-timeout-ms", "3000", "--health-interval-ms", "200"]
+        args += list(join)
+        node = R.Node("control", cid, port, db, os.path.join(self.dir, cid + ".log"), args)
+        self.controls[cid] = node
+        self.nodes.append(node)
+        return node
+
+    def addr(self, cid):
+        return "127.0.0.1:%d" % self.controls[cid].port
+
+    def tearDown(self):
+        for n in self.nodes:
+            n.stop()
+
+    def meta(self, cid):
+        st = R.get(self.controls[cid].port, "/status", timeout=3).json()
+        return [g for g in st["groups"] if g["group"] == "meta"][0]
+
+    def agreed(self, among, voters):
+        """Waits until every node of `among` names the same leader, lists
+        `among` as the peers and has `voters` voters; returns the leader."""
+        def same():
+            gs = {cid: self.meta(cid) for cid in among}
+            leaders = {g["leader_id"] for g in gs.values()}
+            peers = {tuple(sorted(p["id"] for p in g["peers"])) for g in gs.values()}
+            ok = (len(leaders) == 1 and "" not in leaders and peers == {tuple(sorted(among))}
+                  and all(len(g["voters"]) == voters for g in gs.values()))
+            return ok and leaders.pop()
+        return R.wait_until(same, 30.0, 0.1, "%s to agree on the meta group" % among)
+
+    def test_control_nodes_join_at_run_time_and_a_dead_one_is_removed(self):
+        R.wait_until(lambda: R.get(self.controls["control-1"].port, "/health").json().get("cluster_ready"),
+                     20.0, 0.1, "control-1 to assign its shards")
+        r = R.post(self.controls["control-1"].port, "/insert", [{"partition_key": "k%d" % i, "value": 2.0}
+                                                                 for i in range(20)])
+        self.assertEqual(r.status, 200, r)
+
+        # Bad joins are refused with every bad field named.
+        b = R.assert_error_shape(self, R.post(self.controls["control-1"].port, "/join",
+                                              {"id": "x", "addr": "nohost", "role": "chief"}), 400, "VALIDATION_ERROR")
+        self.assertEqual({f["field"] for f in b["details"]["fields"]}, {"addr", "role"}, b)
+        # An address already in the group under another id.
+        R.assert_error_shape(self, R.post(self.controls["control-1"].port, "/join",
+                                          {"id": "control-9", "addr": self.addr("control-1"), "role": "control"}),
+                             400, "VALIDATION_ERROR")
+
+        # control-2 joins through control-1 (--control-host), control-3 through
+        # the list of the others (--control-nodes not naming itself).
+        self.control("control-2", "--control-host", self.addr("control-1")).start()
+        self.assertEqual(self.agreed(["control-1", "control-2"], 2), "control-1")
+        self.control("control-3", "--control-nodes", self.addr("control-2") + "," + self.addr("control-1")).start()
+        self.assertEqual(self.agreed(["control-1", "control-2", "control-3"], 3), "control-1")
+        for cid in ("control-2", "control-3"):
+            R.wait_until(lambda: R.get(self.controls[cid].port, "/analytics").json().get("count") == 20, 20.0, 0.1,
+                         "%s to have the map and count 20 points" % cid)
+        # A repeated announcement is harmless.
+        r = R.post(self.controls["control-2"].port, "/join",
+                   {"id": "control-3", "addr": self.addr("control-3"), "role": "control"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["status"], "member", r)
+
+        # The founder dies: the two that joined elect a leader and keep serving.
+        self.controls["control-1"].kill(signal.SIGKILL)
+        def new_leader():
+            g = self.meta("control-2")
+            return g["role"] in ("leader", "follower") and g["leader_id"] in ("control-2", "control-3") and g["leader_id"]
+        leader = R.wait_until(new_leader, 20.0, 0.1, "control-2 and control-3 to elect a leader")
+        r = R.post(self.controls["control-3"].port, "/insert", [{"partition_key": "after", "value": 4.0}],
+                   headers={"Idempotency-Key": "after-1"})
+        self.assertEqual(r.status, 200, r)
+
+        # The dead founder is removed (sent to either node), and the map changes still commit.
+        r = R.post(self.controls["control-3"].port, "/remove", {"id": "control-1"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["status"], "removed", r)
+        self.assertEqual(self.agreed(["control-2", "control-3"], 2), leader)
+        R.assert_error_shape(self, R.post(self.controls["control-2"].port, "/remove", {"id": "control-1"}), 404)
+        for cid in ("control-2", "control-3"):
+            R.wait_until(lambda: R.get(self.controls[cid].port, "/analytics").json().get("count") == 21, 20.0, 0.1,
+                         "%s to count 21 points" % cid)
 
 
 if __name__ == "__main__":
