@@ -36,7 +36,7 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
   app->add_option("--db-path", f.node.db_path, "Directory for all of this node's files")->envname("DB_PATH");
   app->add_option("--worker-hosts", f.worker_hosts, "Control: static workers, host:port,...")
       ->envname("WORKER_HOSTS");
-  app->add_option("--control-host", f.node.control_host, "Worker: register with this control node (or the first of host:port,... that answers)")
+  app->add_option("--control-host", f.node.control_host, "Worker: register with this control node (or the first of host:port,... that answers); control: join the meta group of these control nodes")
       ->envname("CONTROL_HOST");
   app->add_option("--shards", f.node.shards, "Number of shards (fixed for the cluster's life)")
       ->envname("SHARDS")->check(CLI::Range(1, 4096));

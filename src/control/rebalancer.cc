@@ -52,6 +52,11 @@ bool Rebalancer::WaitFor(const std::function<bool()>& done, std::chrono::millise
   }
 }
 
+bool Rebalancer::SleepUnlessStopping(std::chrono::milliseconds pause) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return !cv_.wait_for(lock, pause, [this] { return stopping_; });
+}
+
 void Rebalancer::Loop() {
   const auto idle = std::chrono::milliseconds(std::max(500, 2 * config_.health_interval_ms));
   for (;;) {
@@ -183,9 +188,8 @@ Status Rebalancer::ChangeMembers(uint32_t shard, const nlohmann::json& body) {
       }
       if (!hint.empty()) break;
     }
-    if (hint.empty() && !WaitFor([] { return false; }, std::chrono::milliseconds(300))) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return Status(Code::kUnavailable, "stopping");
+    if (hint.empty() && !SleepUnlessStopping(std::chrono::milliseconds(300))) {
+      return Status(Code::kUnavailable, "stopping");
     }
   }
   return last;

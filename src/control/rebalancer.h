@@ -47,6 +47,8 @@ class Rebalancer {
   // Sends a membership change to the shard's leader, following NOT_LEADER hints.
   Status ChangeMembers(uint32_t shard, const nlohmann::json& body);
   bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit);
+  // Pauses for `pause`; false when the rebalancer is stopping (at once).
+  bool SleepUnlessStopping(std::chrono::milliseconds pause);
 
   const NodeConfig config_;
   WorkerPool& pool_;

@@ -103,6 +103,24 @@ const WorkerInfo* WorkerPool::AnyHealthyReplica(const ClusterMap& map, uint32_t 
   return map.Owner(shard);
 }
 
+namespace {
+// The Raft groups a worker listed in its last /health report (raft_status.groups).
+struct ReportedGroup {
+  uint32_t shard = 0;
+  uint64_t term = 0;
+  std::string role;
+};
+std::vector<ReportedGroup> GroupsInReport(const nlohmann::json& report) {
+  std::vector<ReportedGroup> out;
+  if (!report.is_object() || !report.contains("raft_status") || !report["raft_status"].is_object()) return out;
+  for (const auto& g : report["raft_status"].value("groups", nlohmann::json::array())) {
+    if (!g.is_object() || !g.contains("shard") || !g["shard"].is_number_unsigned()) continue;
+    out.push_back({g["shard"].get<uint32_t>(), g.value("term", uint64_t{0}), g.value("role", std::string())});
+  }
+  return out;
+}
+}  // namespace
+
 WorkerPool::QuorumView WorkerPool::Quorum(const ClusterMap& map, uint32_t shard) const {
   QuorumView view;
   auto replicas = map.Replicas(shard);
@@ -111,11 +129,8 @@ WorkerPool::QuorumView WorkerPool::Quorum(const ClusterMap& map, uint32_t shard)
     auto it = health_.find(w->address);
     if (it == health_.end()) continue;
     if (it->second.healthy) ++view.healthy_replicas;
-    const auto& report = it->second.last_report;
-    if (!report.is_object() || !report.contains("raft_status")) continue;
-    const auto& groups = report["raft_status"].value("groups", nlohmann::json::array());
-    for (const auto& g : groups) {
-      if (g.value("shard", UINT32_MAX) == shard) view.term = std::max(view.term, g.value("term", uint64_t{0}));
+    for (const auto& g : GroupsInReport(it->second.last_report)) {
+      if (g.shard == shard) view.term = std::max(view.term, g.term);
     }
   }
   return view;
@@ -168,11 +183,7 @@ std::set<uint32_t> WorkerPool::ReportedGroups(const std::string& id) const {
   if (!w) return shards;
   auto it = health_.find(w->address);
   if (it == health_.end() || !it->second.healthy) return shards;
-  const auto& report = it->second.last_report;
-  if (!report.is_object() || !report.contains("raft_status")) return shards;
-  for (const auto& g : report["raft_status"].value("groups", nlohmann::json::array())) {
-    if (g.contains("shard")) shards.insert(g["shard"].get<uint32_t>());
-  }
+  for (const auto& g : GroupsInReport(it->second.last_report)) shards.insert(g.shard);
   return shards;
 }
 
@@ -247,10 +258,8 @@ bool WorkerPool::CheckAll() {
     h.last_report = report;
     const std::string id = report["node_id"].get<std::string>();
     // Leaders of replicated shards, as the worker sees its groups.
-    if (report.contains("raft_status") && report["raft_status"].contains("groups")) {
-      for (const auto& g : report["raft_status"]["groups"]) {
-        if (g.value("role", "") == "leader") leaders_[g.value("shard", 0u)] = id;
-      }
+    for (const auto& g : GroupsInReport(report)) {
+      if (g.role == "leader") leaders_[g.shard] = id;
     }
     const std::string raft_address =
         report.contains("raft_address") && report["raft_address"].is_string() ? report["raft_address"].get<std::string>()
