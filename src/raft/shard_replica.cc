@@ -16,6 +16,9 @@ constexpr uint64_t kOutcomeWindow = 4096;
 // thread to reach the snapshot's index before it gives up until a later entry.
 constexpr auto kSnapshotWait = std::chrono::milliseconds(20);
 
+// Most entries applied in one store transaction.
+constexpr size_t kMaxApplyBatch = 64;
+
 }  // namespace
 
 ShardReplica::ShardReplica(RaftLoop& loop, RaftGroupOptions options, ShardStore& store, SnapshotFetcher fetcher)
@@ -99,7 +102,10 @@ void ShardReplica::InstallUpTo(const ShardSnapshotRef& ref) {
 
 void ShardReplica::ApplyLoop() {
   for (;;) {
-    Item entry;
+    // Every command entry waiting (up to kMaxApplyBatch) is applied in one store
+    // transaction: under load the commit cost is shared; a snapshot install
+    // ends a batch, since later entries build on it.
+    std::vector<Item> batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
@@ -108,26 +114,36 @@ void ShardReplica::ApplyLoop() {
         queue_.clear();
         continue;
       }
-      entry = std::move(queue_.front());
-      queue_.pop_front();
+      do {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      } while (!batch.front().install && !queue_.empty() && !queue_.front().install &&
+               batch.size() < kMaxApplyBatch);
     }
-    if (entry.install) {
-      InstallUpTo({entry.index, entry.source_id});
+    if (batch.front().install) {
+      InstallUpTo({batch.front().index, batch.front().source_id});
       cv_.notify_all();
       continue;
     }
-    Result<ApplyOutcome> outcome = core_.ApplyEntry(entry.index, entry.command);
+    std::vector<ShardStateMachine::LogEntry> entries;
+    for (const auto& item : batch) entries.push_back({item.index, item.command});
+    std::vector<Result<ApplyOutcome>> outcomes = core_.ApplyEntries(entries);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!outcome.ok()) {
-        failure_ = outcome.status();
-        spdlog::critical("shard {}: cannot apply Raft entry {}: {}; this replica stops applying until restarted",
-                         store_.shard(), entry.index, outcome.status().ToString());
-      } else {
-        applied_ = std::max(applied_, entry.index);
+      for (size_t i = 0; i < outcomes.size(); ++i) {
+        const uint64_t index = batch[i].index;
+        if (!outcomes[i].ok()) {
+          if (failure_.ok()) {
+            failure_ = outcomes[i].status();
+            spdlog::critical("shard {}: cannot apply Raft entry {}: {}; this replica stops applying until restarted",
+                             store_.shard(), index, outcomes[i].status().ToString());
+          }
+        } else {
+          applied_ = std::max(applied_, index);
+        }
+        outcomes_.emplace(index, std::move(outcomes[i]));
       }
-      outcomes_.emplace(entry.index, std::move(outcome));
-      while (!outcomes_.empty() && outcomes_.begin()->first + kOutcomeWindow < entry.index) {
+      while (!outcomes_.empty() && outcomes_.begin()->first + kOutcomeWindow < batch.back().index) {
         outcomes_.erase(outcomes_.begin());
       }
     }

@@ -27,6 +27,26 @@ Result<ApplyOutcome> ShardStateMachine::ApplyEntry(uint64_t index, std::string_v
   return store_.Apply(parsed, index);
 }
 
+std::vector<Result<ApplyOutcome>> ShardStateMachine::ApplyEntries(const std::vector<LogEntry>& entries) {
+  // A malformed entry fails alone, after the ones before it are applied; the
+  // caller stops there (entries after it must not be applied out of order).
+  std::vector<raftmetrics::v1::ShardCommand> parsed(entries.size());
+  size_t good = 0;
+  while (good < entries.size() &&
+         parsed[good].ParseFromArray(entries[good].command.data(), static_cast<int>(entries[good].command.size()))) {
+    ++good;
+  }
+  std::vector<ShardStore::Entry> batch;
+  for (size_t i = 0; i < good; ++i) batch.push_back({&parsed[i], entries[i].index});
+  std::vector<Result<ApplyOutcome>> results;
+  if (!batch.empty()) results = store_.ApplyBatch(batch);
+  if (good < entries.size()) {
+    results.push_back(
+        Status(Code::kInternal, "log entry " + std::to_string(entries[good].index) + " is not a ShardCommand"));
+  }
+  return results;
+}
+
 std::string ShardStateMachine::SnapshotPayload() const {
   std::string payload;
   PutU64(payload, store_.applied_index());

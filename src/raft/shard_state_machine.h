@@ -23,6 +23,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rm::raft {
 
@@ -45,6 +46,12 @@ class ShardStateMachine : public StateMachine {
 
   // Parses entry `index` and applies it to the store.
   Result<ApplyOutcome> ApplyEntry(uint64_t index, std::string_view command);
+  // The same for consecutive entries, in one store transaction; one result each.
+  struct LogEntry {
+    uint64_t index;
+    std::string_view command;
+  };
+  std::vector<Result<ApplyOutcome>> ApplyEntries(const std::vector<LogEntry>& entries);
   // The Raft snapshot of the store as it is now.
   std::string SnapshotPayload() const;
   static Result<ShardSnapshotRef> ParseSnapshot(std::string_view payload);

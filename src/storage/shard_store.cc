@@ -183,6 +183,21 @@ Result<ApplyOutcome> ShardStore::Apply(const raftmetrics::v1::ShardCommand& comm
   return std::move(entry.result);
 }
 
+std::vector<Result<ApplyOutcome>> ShardStore::ApplyBatch(const std::vector<Entry>& entries) {
+  std::vector<GroupEntry> storage;
+  storage.reserve(entries.size());
+  for (const auto& e : entries) storage.push_back({e.command, e.index, Status(Code::kInternal, "not applied"), false});
+  std::vector<GroupEntry*> group;
+  for (auto& g : storage) group.push_back(&g);
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    ApplyGroupLocked(group);
+  }
+  std::vector<Result<ApplyOutcome>> results;
+  for (auto& g : storage) results.push_back(std::move(g.result));
+  return results;
+}
+
 void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
   if (!writer_) {
     for (auto* e : group) e->result = Status(Code::kStorage, "shard store is closed: reopening it after a snapshot install failed");

@@ -68,6 +68,14 @@ class ShardStore {
   // Applies `command` as log entry `index` (> applied_index(), or it is a replay
   // and is skipped). Standalone mode passes applied_index() + 1.
   Result<ApplyOutcome> Apply(const raftmetrics::v1::ShardCommand& command, uint64_t index);
+  // Applies several log entries (ascending indexes) in one transaction, one
+  // result each (a failed transaction fails them all): a replica that fell a
+  // few entries behind pays one commit for all of them.
+  struct Entry {
+    const raftmetrics::v1::ShardCommand* command;
+    uint64_t index;
+  };
+  std::vector<Result<ApplyOutcome>> ApplyBatch(const std::vector<Entry>& entries);
   // Apply with the next local index. Concurrent callers are group-committed:
   // one transaction for every command waiting on this shard.
   Result<ApplyOutcome> ApplyNext(const raftmetrics::v1::ShardCommand& command);

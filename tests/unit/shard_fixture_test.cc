@@ -238,6 +238,25 @@ TEST_F(ShardFixture, ApplyIsIdempotent) {
   EXPECT_FALSE(replicas_[0].sm->ApplyEntry(second + 1, "\x01\x02 not a command").ok());
 }
 
+TEST_F(ShardFixture, EntriesAppliedTogetherStopAtAMalformedOne) {
+  ShardStateMachine& sm = *replicas_[0].sm;
+  const std::string a = Command("b1", "h1", 4), b = Command("b2", "h2", 3), c = Command("b3", "h3", 2);
+  // One transaction for three entries; a replayed index inside is skipped.
+  auto results = sm.ApplyEntries({{10, a}, {11, b}, {11, c}, {12, c}});
+  ASSERT_EQ(results.size(), 4u);
+  for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(results[0]->stored, 4u);
+  EXPECT_TRUE(results[2]->duplicate);
+  EXPECT_EQ(results[3]->stored, 2u);
+  EXPECT_EQ(State(0), (StoreState{12, 9, Tri(4) + Tri(3) + Tri(2)}));
+  // Entries after a malformed one are not applied.
+  results = sm.ApplyEntries({{13, Command("b4", "h1", 5)}, {14, "junk"}, {15, Command("b5", "h1", 5)}});
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_FALSE(results[1].ok());
+  EXPECT_EQ(State(0), (StoreState{13, 14, Tri(4) + Tri(3) + Tri(2) + Tri(5)}));
+}
+
 TEST_F(ShardFixture, LaggingReplicaCatchesUpBySnapshotWithEqualState) {
   for (unsigned i = 0; i < kServers; ++i) {
     raft_set_snapshot_threshold(Raft(i), 4);
