@@ -213,7 +213,12 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
     return ErrorResponse(summary.FailureStatus(client_key.empty() ? "" : client_key));
   }
   uint64_t fresh = 0;  // a retried key's points were counted the first time
-  for (const auto& o : summary.shards) fresh += o.duplicate ? 0 : o.stored;
+  for (const auto& o : summary.shards) {
+    fresh += o.duplicate ? 0 : o.stored;
+    // The replica that applied a replicated write leads its shard: reads that
+    // follow go there, not to a leader from an older health report.
+    if (map.replication_factor() >= 2 && !o.worker_id.empty()) workers_.SetLeaderHint(o.shard, o.worker_id);
+  }
   points_inserted_.Add({}, static_cast<double>(fresh));
   pb::InsertResponse out;
   out.set_success(true);
@@ -245,54 +250,96 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
   return HttpResponse::Json(200, body.dump());
 }
 
-std::vector<ControlService::ScatterReply> ControlService::Scatter(
-    const ClusterMap& map, const std::string& target, ReadConsistency consistency,
-    const std::function<std::string(const std::vector<uint32_t>&)>& make_body) {
-  std::vector<ScatterReply> replies;
-  std::vector<std::future<Result<HttpResponse>>> pending;
-  // Each shard is asked of exactly one replica (its leader when known).
-  std::map<std::string, std::vector<uint32_t>> shards_of;
+template <typename Message>
+ControlService::Gathered ControlService::ScatterGather(
+    const ClusterMap& map, const std::string& target, ReadConsistency consistency, const BodyFn& make_body,
+    const char* what, const std::function<void(const Message&, std::set<uint32_t>&)>& take) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(config_.query_timeout_ms);
+  Gathered out;
+  out.total_nodes = static_cast<uint32_t>(map.workers().size());
+  std::set<std::string> answered_by;                   // workers that answered at least once
+  std::map<uint32_t, std::set<std::string>> tried;     // shard -> workers asked
+  std::set<uint32_t> answered;                         // shards covered
+  // Round one: each shard's leader when known (any replica for none).
+  std::map<std::string, std::vector<uint32_t>> ask;    // worker id -> shards
   for (uint32_t s = 0; map.assigned() && s < map.num_shards(); ++s) {
     const WorkerInfo* w = consistency == ReadConsistency::kNone ? workers_.AnyHealthyReplica(map, s)
                                                                 : workers_.ReadTarget(map, s);
-    if (w) shards_of[w->id].push_back(s);
+    if (w) ask[w->id].push_back(s);
   }
-  for (const auto& w : map.workers()) {
-    ScatterReply r{&w, shards_of[w.id], Status(Code::kUnavailable, "not sent")};
-    OutgoingRequest out;
-    out.method = "POST";
-    out.target = target;
-    out.content_type = "application/x-protobuf";
-    out.headers = InternalHeaders(config_.cluster_secret);
-    out.body = make_body(r.shards);
-    pending.push_back(client_.Start(w.address, std::move(out), std::chrono::milliseconds(config_.query_timeout_ms)));
-    replies.push_back(std::move(r));
-  }
-  for (size_t i = 0; i < replies.size(); ++i) replies[i].response = pending[i].get();
-  return replies;
-}
-
-template <typename Message>
-ControlService::Coverage ControlService::Gather(
-    const std::vector<ScatterReply>& replies, const char* what,
-    const std::function<void(const Message&, std::set<uint32_t>&)>& take) {
-  Coverage cov;
-  for (const auto& r : replies) {
-    Message parsed;
-    std::set<uint32_t> answered;
-    if (r.response.ok() && r.response->status == 200 && parsed.ParseFromString(r.response->body)) {
-      ++cov.responding;
-      take(parsed, answered);
-    } else {
-      spdlog::warn("{}: worker {} did not answer: {}", what, r.worker->id,
-                   r.response.ok() ? "HTTP " + std::to_string(r.response->status) : r.response.status().message());
+  bool leader_read = consistency == ReadConsistency::kWeak;
+  for (int round = 0;; ++round) {
+    // Every worker is asked in round one, also with no shards: the answer
+    // counts it as responding (total_nodes / responding_nodes).
+    std::vector<std::pair<const WorkerInfo*, std::vector<uint32_t>>> requests;
+    for (const auto& w : map.workers()) {
+      auto it = ask.find(w.id);
+      if (round == 0 || it != ask.end()) requests.emplace_back(&w, it == ask.end() ? std::vector<uint32_t>{} : it->second);
     }
-    for (uint32_t s : r.shards) {
-      if (!answered.count(s)) cov.missing.push_back(s);
+    const auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    std::vector<std::future<Result<HttpResponse>>> pending;
+    for (const auto& [w, shards] : requests) {
+      for (uint32_t s : shards) tried[s].insert(w->id);
+      OutgoingRequest req;
+      req.method = "POST";
+      req.target = target;
+      req.content_type = "application/x-protobuf";
+      req.headers = InternalHeaders(config_.cluster_secret);
+      req.body = make_body(shards, leader_read);
+      pending.push_back(client_.Start(w->address, std::move(req), std::max(budget, std::chrono::milliseconds(1))));
     }
+    for (size_t i = 0; i < requests.size(); ++i) {
+      Result<HttpResponse> resp = pending[i].get();
+      const WorkerInfo* w = requests[i].first;
+      Message parsed;
+      if (resp.ok() && resp->status == 200 && parsed.ParseFromString(resp->body)) {
+        answered_by.insert(w->id);
+        std::set<uint32_t> covered;
+        take(parsed, covered);
+        answered.insert(covered.begin(), covered.end());
+      } else if (resp.ok() && resp->status == 400 && !out.refused) {
+        out.refused = *resp;
+      } else if (!resp.ok() || resp->status != 200) {
+        spdlog::warn("{}: worker {} did not answer: {}", what, w->id,
+                     resp.ok() ? "HTTP " + std::to_string(resp->status) : resp.status().message());
+      }
+    }
+    if (out.refused) break;
+    // The next round: each shard still missing, from a replica not asked yet
+    // (the leader hint first, then healthy ones).
+    ask.clear();
+    for (uint32_t s = 0; map.assigned() && s < map.num_shards(); ++s) {
+      if (answered.count(s)) continue;
+      const std::string hint = workers_.LeaderHint(s);
+      const WorkerInfo* next = nullptr;
+      for (const WorkerInfo* r : map.Replicas(s)) {
+        if (tried[s].count(r->id)) continue;
+        if (!next || r->id == hint) next = r;
+      }
+      if (next) ask[next->id].push_back(s);
+    }
+    if (ask.empty() && leader_read) {
+      // No leader answered for these shards (an election): any replica that
+      // answered this query.
+      leader_read = false;
+      for (uint32_t s = 0; map.assigned() && s < map.num_shards(); ++s) {
+        if (answered.count(s)) continue;
+        for (const WorkerInfo* r : map.Replicas(s)) {
+          if (answered_by.count(r->id)) {
+            ask[r->id].push_back(s);
+            break;
+          }
+        }
+      }
+    }
+    if (ask.empty() || Clock::now() + std::chrono::milliseconds(20) >= deadline) break;
   }
-  std::sort(cov.missing.begin(), cov.missing.end());
-  return cov;
+  out.responding = static_cast<uint32_t>(answered_by.size());
+  for (uint32_t s = 0; map.assigned() && s < map.num_shards(); ++s) {
+    if (!answered.count(s)) out.missing.push_back(s);
+  }
+  return out;
 }
 
 HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
@@ -316,26 +363,29 @@ HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
     base.set_to_us(*params->to_us);
   }
   base.set_strong_read(params->consistency == ReadConsistency::kStrong);
-  auto replies = Scatter(map, "/internal/query", params->consistency, [&](const std::vector<uint32_t>& shards) {
-    pb::ShardQuery q = base;
-    for (uint32_t s : shards) q.add_shards(s);
-    return q.SerializeAsString();
-  });
-  // Gather and merge.
   PartialAggregate total;
-  Coverage cov = Gather<pb::ShardQueryResponse>(
-      replies, "analytics", [&](const pb::ShardQueryResponse& parsed, std::set<uint32_t>& answered) {
+  Gathered cov = ScatterGather<pb::ShardQueryResponse>(
+      map, "/internal/query", params->consistency,
+      [&](const std::vector<uint32_t>& shards, bool leader_read) {
+        pb::ShardQuery q = base;
+        q.set_leader_read(leader_read);
+        for (uint32_t s : shards) q.add_shards(s);
+        return q.SerializeAsString();
+      },
+      "analytics",
+      [&](const pb::ShardQueryResponse& parsed, std::set<uint32_t>& answered) {
         for (const auto& p : parsed.partials()) {
           PartialAggregate a{p.aggregate().count(), p.aggregate().sum(), p.aggregate().min(), p.aggregate().max()};
           if (a.count > 0) total.Merge(a);
           answered.insert(p.shard());
         }
       });
+  if (cov.refused) return *cov.refused;
   const std::vector<uint32_t>& missing = cov.missing;
   const uint32_t responding = cov.responding;
   if (responding == 0) {
     return ErrorResponse(Status(Code::kUnavailable, "No worker answered",
-                                {{"total_nodes", replies.size()}, {"responding_nodes", 0},
+                                {{"total_nodes", cov.total_nodes}, {"responding_nodes", 0},
                                  {"missing_shards", missing}, {"retry_after", "1s"}}));
   }
   const bool partial = !missing.empty();
@@ -344,7 +394,7 @@ HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
     out.set_has_average(total.count > 0);
     out.set_average(total.count ? *total.Average() : 0);
     out.set_is_partial(partial);
-    out.set_total_nodes(static_cast<uint32_t>(replies.size()));
+    out.set_total_nodes(cov.total_nodes);
     out.set_responding_nodes(responding);
     for (uint32_t s : missing) out.add_missing_shards(s);
     out.set_count(total.count);
@@ -357,7 +407,7 @@ HttpResponse ControlService::HandleAnalytics(HttpRequest& req) {
       {"average", total.count ? nlohmann::json(*total.Average()) : nlohmann::json(nullptr)},
       {"count", total.count},
       {"is_partial", partial},
-      {"total_nodes", replies.size()},
+      {"total_nodes", cov.total_nodes},
       {"responding_nodes", responding},
       {"missing_shards", missing},
   };
@@ -372,38 +422,36 @@ HttpResponse ControlService::HandleAggregate(HttpRequest& req) {
     return ErrorResponse(Status(Code::kUnavailable, "Cluster is not ready: shards are not placed yet",
                                 {{"retry_after", "1s"}}));
   }
-  auto replies = Scatter(map, "/internal/aggregate", spec->consistency, [&](const std::vector<uint32_t>& shards) {
-    pb::AggregateQuery q = spec->query;
-    for (uint32_t s : shards) q.add_shards(s);
-    return q.SerializeAsString();
-  });
   AggregateMerger merger(*spec);
-  for (auto& r : replies) {
-    if (r.response.ok() && r.response->status == 400) {
-      // The query itself is refused (too many groups, exact cap): same answer from every shard.
-      HttpResponse passthrough = *r.response;
-      return passthrough;
-    }
-  }
-  Coverage cov = Gather<pb::AggregateResponse>(
-      replies, "aggregate", [&](const pb::AggregateResponse& parsed, std::set<uint32_t>& answered) {
+  Gathered cov = ScatterGather<pb::AggregateResponse>(
+      map, "/internal/aggregate", spec->consistency,
+      [&](const std::vector<uint32_t>& shards, bool leader_read) {
+        pb::AggregateQuery q = spec->query;
+        q.set_leader_read(leader_read);
+        for (uint32_t s : shards) q.add_shards(s);
+        return q.SerializeAsString();
+      },
+      "aggregate",
+      [&](const pb::AggregateResponse& parsed, std::set<uint32_t>& answered) {
         for (const auto& shard : parsed.shards()) {
           merger.Add(shard);
           answered.insert(shard.shard());
         }
       });
+  // The query itself is refused (too many groups, exact cap): same answer from every shard.
+  if (cov.refused) return *cov.refused;
   const std::vector<uint32_t>& missing = cov.missing;
   const uint32_t responding = cov.responding;
   if (responding == 0 || (spec->deny_partial && !missing.empty())) {
     return ErrorResponse(Status(Code::kUnavailable,
                                 responding == 0 ? "No worker answered" : "Partial result denied (partial=deny)",
-                                {{"total_nodes", replies.size()}, {"responding_nodes", responding},
+                                {{"total_nodes", cov.total_nodes}, {"responding_nodes", responding},
                                  {"missing_shards", missing}, {"retry_after", "1s"}}));
   }
   auto body = merger.Finish();
   if (!body.ok()) return ErrorResponse(body.status());
   (*body)["is_partial"] = !missing.empty();
-  (*body)["total_nodes"] = replies.size();
+  (*body)["total_nodes"] = cov.total_nodes;
   (*body)["responding_nodes"] = responding;
   (*body)["missing_shards"] = missing;
   return HttpResponse::Json(200, body->dump());

@@ -21,6 +21,7 @@
 #include "src/wire/point_parser.h"
 
 #include <functional>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -43,24 +44,27 @@ class ControlService {
   HttpResponse HandleAnalytics(HttpRequest& req);
   HttpResponse HandleAggregate(HttpRequest& req);
 
-  // Sends every worker one request naming its shards (body from make_body) and
-  // waits for all, each bounded by the query deadline.
-  struct ScatterReply {
-    const WorkerInfo* worker;
-    std::vector<uint32_t> shards;
-    Result<HttpResponse> response;
-  };
-  std::vector<ScatterReply> Scatter(const ClusterMap& map, const std::string& target, ReadConsistency consistency,
-                                    const std::function<std::string(const std::vector<uint32_t>&)>& make_body);
-  // Gathers scattered replies: each answer parsed as Message is handed to
-  // `take`, which records the shards it covers; shards no worker answered for
-  // are `missing` (sorted).
-  struct Coverage {
+  // Asks every shard of one replica and gathers the answers. Round one sends
+  // every worker one request naming its shards (body from make_body; the
+  // leader when known, or any replica for consistency=none). Shards left
+  // unanswered (the replica is down, or is not the leader or cannot confirm it)
+  // are asked of the next replica, until each has had every replica or the
+  // query deadline passes. With consistency=weak, shards that no leader
+  // answered are finally read from any live replica (during an election the
+  // answer stays complete, if possibly stale). Each answer parsed as Message is
+  // handed to `take`, which records the shards it covers; the shards nobody
+  // covered are `missing` (sorted). A 400 from a worker (the query itself is
+  // refused, e.g. too many groups) is passed back as `refused`.
+  using BodyFn = std::function<std::string(const std::vector<uint32_t>& shards, bool leader_read)>;
+  struct Gathered {
+    uint32_t total_nodes = 0;
     uint32_t responding = 0;
     std::vector<uint32_t> missing;
+    std::optional<HttpResponse> refused;
   };
   template <typename Message>
-  static Coverage Gather(const std::vector<ScatterReply>& replies, const char* what,
+  Gathered ScatterGather(const ClusterMap& map, const std::string& target, ReadConsistency consistency,
+                         const BodyFn& make_body, const char* what,
                          const std::function<void(const Message&, std::set<uint32_t>&)>& take);
   HttpResponse HandleHealth(HttpRequest& req);
   HttpResponse HandleStatus(HttpRequest& req);

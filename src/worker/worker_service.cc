@@ -630,7 +630,7 @@ HttpResponse WorkerService::HandleInternalQuery(HttpRequest& req) {
   response.set_node_id(config_.node_id);
   std::vector<std::pair<uint32_t, std::future<Result<PartialAggregate>>>> running;
   for (uint32_t shard : query.shards()) {
-    if (query.strong_read() && !ReadyForStrongRead(shard)) continue;  // reported missing
+    if (!ReadyToRead(shard, query.strong_read(), query.leader_read())) continue;  // reported missing
     ShardStore* store = shards_.Find(shard);
     if (!store) {  // never written here: an empty shard
       auto* p = response.add_partials();
@@ -654,9 +654,10 @@ HttpResponse WorkerService::HandleInternalQuery(HttpRequest& req) {
   return ProtoResponse(response);
 }
 
-bool WorkerService::ReadyForStrongRead(uint32_t shard) {
+bool WorkerService::ReadyToRead(uint32_t shard, bool strong, bool leader_only) {
   raft::ShardReplica* replica = replicas_ ? replicas_->Find(shard) : nullptr;
   if (!replica) return true;  // one copy: what it has is all there is
+  if (!strong) return !leader_only || replica->GetStatus().role == "leader";
   Status s = replica->ReadBarrier(std::chrono::milliseconds(config_.query_timeout_ms));
   if (!s.ok()) spdlog::warn("shard {}: strong read refused: {}", shard, s.ToString());
   return s.ok();
@@ -671,7 +672,7 @@ HttpResponse WorkerService::HandleInternalAggregate(HttpRequest& req) {
   response.set_node_id(config_.node_id);
   std::vector<std::pair<uint32_t, std::future<Result<pb::AggregateShardResult>>>> running;
   for (uint32_t shard : query.shards()) {
-    if (query.strong_read() && !ReadyForStrongRead(shard)) continue;  // reported missing
+    if (!ReadyToRead(shard, query.strong_read(), query.leader_read())) continue;  // reported missing
     ShardStore* store = shards_.Find(shard);
     if (!store) {  // never written here: an empty shard
       response.add_shards()->set_shard(shard);

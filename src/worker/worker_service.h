@@ -63,9 +63,11 @@ class WorkerService {
   Result<std::string> FetchSnapshot(uint32_t shard, uint64_t min_index, uint64_t source_id);
 
   nlohmann::json HealthJson();
-  // consistency=strong: false when `shard` is replicated here and this node
-  // cannot confirm, as leader, that it has applied everything committed.
-  bool ReadyForStrongRead(uint32_t shard);
+  // Whether this node may answer for `shard` (always, when it is not replicated).
+  // strong: only as leader, after confirming it has applied everything
+  // committed (a Raft barrier); leader_only (consistency=weak): only while this
+  // replica believes it leads; else any replica.
+  bool ReadyToRead(uint32_t shard, bool strong, bool leader_only);
   nlohmann::json RaftStatusJson(const ClusterMap* map);
   std::optional<ClusterMap> CurrentMap();
   // Applies one command to a local shard, refusing shards this worker does not own.

@@ -111,6 +111,16 @@ class ReplicationTest(unittest.TestCase):
         self.assertEqual(r.json()["inserted"], 100)
         # Retrying the same key stores nothing more.
         r = insert_until_ok(self.c, pts2, "batch-2")
+        # At once (before the health checks notice the kill), a default (weak)
+        # read finds every shard: shards whose leader hint names the dead
+        # worker are asked of the other replicas, and the new leaders have
+        # applied every acknowledged write.
+        for path, params in (("/analytics", {}), ("/aggregate", {"metric": "default", "agg": "count",
+                                                                  "from": "2000-01-01T00:00:00Z",
+                                                                  "to": "2100-01-01T00:00:00Z"})):
+            a = R.get(self.c.port, path, params).json()
+            count = a["count"] if path == "/analytics" else a["aggregations"]["count"]
+            self.assertEqual((count, a["is_partial"]), (300, False), a)
         self.c.wait_worker_health("worker-1", False)
         a = self.c.wait_complete(count=300)
         self.assertFalse(a["is_partial"], a)
