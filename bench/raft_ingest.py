@@ -50,9 +50,12 @@ def ingest(args, rf, points, shards):
         m = re.search(r"elapsed ([\d.]+) s, (\d+) points/s.*errors (\d+)", out)
         if not m or int(m.group(3)) != 0:
             raise RuntimeError("loadgen failed:\n" + out)
-        stored = total_points(c)
-        if stored != points:
-            raise RuntimeError("RF %d: %s points stored, %d sent" % (rf, stored, points))
+        # Reads go to the leader each worker last reported; right after the
+        # ingest a follower may still be catching up on a hint that is stale.
+        try:
+            R.wait_until(lambda: total_points(c) == points, 30, 0.2, "every acknowledged point to be readable")
+        except AssertionError:
+            raise RuntimeError("RF %d: %s points stored, %d sent" % (rf, total_points(c), points))
         return c, float(m.group(1)), int(m.group(2))
     except BaseException:
         c.stop()
