@@ -38,15 +38,25 @@ def led_shards(worker):
     return {g["shard"] for g in gs if g["role"] == "leader"}
 
 
+def cpu_seconds(node):
+    """User + system CPU seconds the node's process has used."""
+    with open("/proc/%d/stat" % node.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ingest(args, rf, points, shards):
     c = R.Cluster(workers=3, shards=shards, mode="register", name="bench-rf%d" % rf,
                   control_args=["--replication-factor", str(rf)], write_timeout_ms=30000, query_timeout_ms=30000)
     c.start()
     try:
+        nodes = [c.control] + list(c.workers.values())
+        cpu0 = [cpu_seconds(n) for n in nodes]
         out = subprocess.run([os.path.abspath(args.loadgen), "--url", "127.0.0.1:%d" % c.port, "--points", str(points),
                               "--format", "protobuf", "--batch", os.environ.get("BATCH", "50000"),
                               "--connections", os.environ.get("CONNECTIONS", "4")],
                              check=True, capture_output=True, text=True).stdout
+        cpu = [cpu_seconds(n) - c0 for n, c0 in zip(nodes, cpu0)]
         m = re.search(r"elapsed ([\d.]+) s, (\d+) points/s.*errors (\d+)", out)
         if not m or int(m.group(3)) != 0:
             raise RuntimeError("loadgen failed:\n" + out)
@@ -56,7 +66,7 @@ def ingest(args, rf, points, shards):
             R.wait_until(lambda: total_points(c) == points, 30, 0.2, "every acknowledged point to be readable")
         except AssertionError:
             raise RuntimeError("RF %d: %s points stored, %d sent" % (rf, total_points(c), points))
-        return c, float(m.group(1)), int(m.group(2))
+        return c, float(m.group(1)), int(m.group(2)), cpu[0], sum(cpu[1:])
     except BaseException:
         c.stop()
         raise
@@ -111,18 +121,19 @@ def main():
     shards = int(os.environ.get("SHARDS", "16"))
     kills = int(os.environ.get("KILLS", "5"))
 
-    c1, secs1, rate1 = ingest(args, 1, points, shards)
+    c1, secs1, rate1, ccpu1, wcpu1 = ingest(args, 1, points, shards)
     c1.stop()
-    c3, secs3, rate3 = ingest(args, 3, points, shards)
+    c3, secs3, rate3, ccpu3, wcpu3 = ingest(args, 3, points, shards)
     try:
         times = failover(c3, kills)
     finally:
         c3.stop()
-    print("\n| ingest (POINTS=%d, SHARDS=%d, 3 workers) | seconds | points/s |" % (points, shards))
-    print("|---|---|---|")
-    print("| RF 1 | %.2f | %d |" % (secs1, rate1))
-    print("| RF 3 | %.2f | %d |" % (secs3, rate3))
-    print("| RF 3 / RF 1 | | %.2f (goal >= 0.40) |" % (rate3 / rate1))
+    print("\n| ingest (POINTS=%d, SHARDS=%d, 3 workers) | seconds | points/s | CPU s control | CPU s workers |"
+          % (points, shards))
+    print("|---|---|---|---|---|")
+    print("| RF 1 | %.2f | %d | %.2f | %.2f |" % (secs1, rate1, ccpu1, wcpu1))
+    print("| RF 3 | %.2f | %d | %.2f | %.2f |" % (secs3, rate3, ccpu3, wcpu3))
+    print("| RF 3 / RF 1 | | %.2f (goal >= 0.40) | | %.2f× |" % (rate3 / rate1, wcpu3 / wcpu1))
     print("\n| failover (RF 3, default Raft settings), %d kills | seconds |" % kills)
     print("|---|---|")
     print("| kill -9 of the busiest leader → next ack to one of its shards, median | %.2f (goal <= 3) |"
