@@ -252,6 +252,9 @@ Result<AggregateSpec> ParseAggregateParams(const std::map<std::string, std::stri
   for (const auto& a : spec.aggs) percentiles = percentiles || PercentileOf(a).has_value();
   q.set_want_sketch(percentiles && !spec.exact);
   q.set_want_values(percentiles && spec.exact);
+  const bool min_max = std::find(spec.aggs.begin(), spec.aggs.end(), "min") != spec.aggs.end() ||
+                       std::find(spec.aggs.begin(), spec.aggs.end(), "max") != spec.aggs.end();
+  q.set_skip_min_max(!min_max && !percentiles);  // sketch estimates are clamped to [min, max]
   q.set_max_values(kMaxExactPoints);
   q.set_max_groups(kMaxGroups);
 

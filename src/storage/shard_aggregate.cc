@@ -2,10 +2,15 @@
 //
 // Filters (metric, tags, host and datacenter wildcards) are resolved against the
 // in-memory series catalog first; DuckDB then scans only the selected series'
-// points within the time range, grouping by (group, bucket) where the group of
-// a row is looked up from its series id in a bound INTEGER[] list. Up to three
-// statements run: the count/sum/min/max partials, the sketch bins when
-// percentiles are wanted, and the raw values for exact percentiles.
+// points within the time range. The SQL groups by series id and bucket (a
+// perfect hash aggregate on small integers); each series' rows are then folded
+// into the requested groups here, from the catalog: mapping groups inside SQL
+// (a per-row lookup in a bound list) cost more than the scan itself. Buckets
+// are integer divisions of the time since an aligned origin at or before
+// `from` (no modulo per row). Up to three statements run: the count/sum
+// (min/max only when asked) partials, the sketch bins when percentiles are
+// wanted, and the raw values for exact percentiles. Measurements:
+// docs/benchmarks.md, "Where the time of Q1–Q6 goes".
 #include "src/common/glob.h"
 #include "src/query/quantile_sketch.h"
 #include "src/storage/shard_store.h"
@@ -13,6 +18,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 
 namespace rm {
@@ -98,20 +104,24 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   if (sel->ids.empty()) return result;
 
   std::vector<db::Param> params;
+  // One group: no need to tell series apart in SQL.
   const bool grouped = sel->groups.size() > 1;
-  std::string group_expr = "0";
-  if (grouped) {
-    group_expr = "(?::INTEGER[])[series_id + 1]";
-    params.push_back(db::Param::IntList(sel->group_of));
-  }
+  const std::string series_expr = grouped ? "series_id" : "0";
   const int64_t b = query.bucket_us();
-  const std::string bucket_expr =
-      b > 0 ? "(ts - (((ts % " + std::to_string(b) + ") + " + std::to_string(b) + ") % " + std::to_string(b) + "))"
-            : "0::BIGINT";
+  // Buckets are aligned to multiples of `b` since the epoch; `origin` is the
+  // aligned start at or before `from`, so (ts - origin) is never negative in
+  // range and its integer division is the bucket number.
+  int64_t origin = 0;
+  if (b > 0) origin = query.from_us() - (((query.from_us() % b) + b) % b);
+  const std::string bucket_expr = b > 0 ? "((ts - (" + std::to_string(origin) + "))::BIGINT // " +
+                                              std::to_string(b) + ")"
+                                        : "0::BIGINT";
+  auto bucket_start = [&](int64_t n) { return b > 0 ? origin + n * b : 0; };
   std::string where = " WHERE ts >= ? AND ts <= ?";
   params.push_back(db::Param::Int(query.from_us()));
   params.push_back(db::Param::Int(query.to_us()));
   if (!sel->all) where += " AND " + SeriesIdFilter(sel->ids);
+  auto group_of = [&](int64_t series) { return grouped ? sel->group_of.at(static_cast<size_t>(series)) : 0; };
 
   db::Connection& c = **conn;
 
@@ -123,23 +133,29 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
       it->second = result.add_groups();
       for (const auto& k : sel->groups.at(static_cast<size_t>(g))) it->second->add_key(k);
       it->second->set_bucket(bucket);
+      if (!query.skip_min_max()) {
+        it->second->mutable_aggregate()->set_min(std::numeric_limits<double>::infinity());
+        it->second->mutable_aggregate()->set_max(-std::numeric_limits<double>::infinity());
+      }
     }
     return it->second;
   };
-  auto rows = c.Query("SELECT " + group_expr + " AS g, " + bucket_expr +
-                          " AS b, count(value), sum(value), min(value), max(value) FROM points" + where +
-                          " GROUP BY g, b",
+  const bool min_max = !query.skip_min_max();
+  auto rows = c.Query("SELECT " + series_expr + " AS sid, " + bucket_expr + " AS b, count(value), sum(value)" +
+                          (min_max ? ", min(value), max(value)" : "") + " FROM points" + where + " GROUP BY sid, b",
                       params);
   if (!rows.ok()) return rows.status();
   uint64_t total = 0;
   for (size_t r = 0; r < rows->size(); ++r) {
-    auto* p = partial_for(rows->Int(0, r), rows->Int(1, r));
-    auto* a = p->mutable_aggregate();
-    a->set_count(static_cast<uint64_t>(rows->Int(2, r)));
-    a->set_sum(rows->Double(3, r));
-    a->set_min(rows->Double(4, r));
-    a->set_max(rows->Double(5, r));
-    total += a->count();
+    auto* a = partial_for(group_of(rows->Int(0, r)), bucket_start(rows->Int(1, r)))->mutable_aggregate();
+    const auto n = static_cast<uint64_t>(rows->Int(2, r));
+    a->set_count(a->count() + n);
+    a->set_sum(a->sum() + rows->Double(3, r));
+    if (min_max) {
+      a->set_min(std::min(a->min(), rows->Double(4, r)));
+      a->set_max(std::max(a->max(), rows->Double(5, r)));
+    }
+    total += n;
   }
 
   if (query.want_sketch() && total > 0) {
@@ -148,26 +164,33 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
     std::snprintf(log_gamma, sizeof log_gamma, "%.17g", std::log(gamma));
     char min_mag[32];
     std::snprintf(min_mag, sizeof min_mag, "%.17g", QuantileSketch::kMinMagnitude);
-    auto bins = c.Query("SELECT " + group_expr + " AS g, " + bucket_expr +
+    auto bins = c.Query("SELECT " + series_expr + " AS sid, " + bucket_expr +
                             " AS b, CASE WHEN abs(value) < " + min_mag +
                             " THEN 0 ELSE sign(value)::INTEGER END AS s, CASE WHEN abs(value) < " + min_mag +
                             " THEN 0 ELSE ceil(ln(abs(value)) / " + log_gamma +
-                            ")::INTEGER END AS bin, count(*) FROM points" + where + " GROUP BY g, b, s, bin",
+                            ")::INTEGER END AS bin, count(*) FROM points" + where + " GROUP BY sid, b, s, bin",
                         params);
     if (!bins.ok()) return bins.status();
+    // Several series of one group fill the same bins: add them up here, so each
+    // group ships every bin once.
+    std::map<std::pair<int64_t, int64_t>, std::map<std::pair<int64_t, int32_t>, uint64_t>> counts;
     for (size_t r = 0; r < bins->size(); ++r) {
-      auto* sk = partial_for(bins->Int(0, r), bins->Int(1, r))->mutable_sketch();
       const int64_t sign = bins->Int(2, r);
-      const auto bin = static_cast<int32_t>(bins->Int(3, r));
-      const auto n = static_cast<uint64_t>(bins->Int(4, r));
-      if (sign > 0) {
-        sk->add_positive_bins(bin);
-        sk->add_positive_counts(n);
-      } else if (sign < 0) {
-        sk->add_negative_bins(bin);
-        sk->add_negative_counts(n);
-      } else {
-        sk->set_zeros(sk->zeros() + n);
+      counts[{group_of(bins->Int(0, r)), bucket_start(bins->Int(1, r))}]
+            [{sign, sign == 0 ? 0 : static_cast<int32_t>(bins->Int(3, r))}] += static_cast<uint64_t>(bins->Int(4, r));
+    }
+    for (const auto& [key, group_bins] : counts) {
+      auto* sk = partial_for(key.first, key.second)->mutable_sketch();
+      for (const auto& [bin, n] : group_bins) {
+        if (bin.first > 0) {
+          sk->add_positive_bins(bin.second);
+          sk->add_positive_counts(n);
+        } else if (bin.first < 0) {
+          sk->add_negative_bins(bin.second);
+          sk->add_negative_counts(n);
+        } else {
+          sk->set_zeros(sk->zeros() + n);
+        }
       }
     }
   }
@@ -180,11 +203,11 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
                                                 " points; narrow the time range or filters, or use the sketch"}}}},
                      {"max_points", query.max_values()}});
     }
-    auto values = c.Query("SELECT " + group_expr + " AS g, " + bucket_expr + " AS b, value FROM points" + where,
+    auto values = c.Query("SELECT " + series_expr + " AS sid, " + bucket_expr + " AS b, value FROM points" + where,
                           params);
     if (!values.ok()) return values.status();
     for (size_t r = 0; r < values->size(); ++r) {
-      partial_for(values->Int(0, r), values->Int(1, r))->add_values(values->Double(2, r));
+      partial_for(group_of(values->Int(0, r)), bucket_start(values->Int(1, r)))->add_values(values->Double(2, r));
     }
   }
   return result;
