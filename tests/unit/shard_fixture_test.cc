@@ -7,6 +7,7 @@
 // and sum of values must be equal, and equal to what the test committed.
 #include "src/raft/fsm_binding.h"
 #include "src/raft/shard_state_machine.h"
+#include "tests/unit/raft_test_util.h"
 
 extern "C" {
 #include <raft/fixture.h>
@@ -28,20 +29,7 @@ constexpr uint32_t kShard = 5;
 
 // A command of `points` points of host `host`, values 0..points-1 (sum known).
 std::string Command(const std::string& key, const std::string& host, int points) {
-  raftmetrics::v1::ShardCommand cmd;
-  cmd.set_shard(kShard);
-  cmd.set_idempotency_key(key);
-  cmd.set_issued_us(1000);
-  cmd.set_key_expires_us(1LL << 62);
-  auto* s = cmd.add_series();
-  s->set_metric("cpu");
-  s->set_partition_key(host);
-  (*s->mutable_tags())["host"] = host;
-  for (int i = 0; i < points; ++i) {
-    s->add_timestamps_us(1000 + i);
-    s->add_values(i);
-  }
-  return cmd.SerializeAsString();
+  return testing_util::PointsCommand(kShard, key, host, points).SerializeAsString();
 }
 
 struct raft_tracer kQuiet = {nullptr, 2, [](struct raft_tracer*, int, const void*) {}};

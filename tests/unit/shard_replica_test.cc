@@ -21,20 +21,7 @@ using testing_util::FreePort;
 using testing_util::WaitFor;
 
 raftmetrics::v1::ShardCommand Command(const std::string& key, const std::string& host, int points) {
-  raftmetrics::v1::ShardCommand cmd;
-  cmd.set_shard(3);
-  cmd.set_idempotency_key(key);
-  cmd.set_issued_us(1000);
-  cmd.set_key_expires_us(1LL << 62);
-  auto* s = cmd.add_series();
-  s->set_metric("cpu");
-  s->set_partition_key(host);
-  (*s->mutable_tags())["host"] = host;
-  for (int i = 0; i < points; ++i) {
-    s->add_timestamps_us(1000 + i);
-    s->add_values(i);
-  }
-  return cmd;
+  return testing_util::PointsCommand(3, key, host, points);
 }
 
 struct Node {
