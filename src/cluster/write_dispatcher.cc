@@ -90,7 +90,8 @@ WriteSummary DispatchWrites(const ClusterMap& map,
                             std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
                             HttpClient& client, std::chrono::milliseconds timeout,
                             const std::string& self_id, const std::string& cluster_secret,
-                            const LocalApply& apply_local, const RouteFn& route, const LeaderFn& learned_leader) {
+                            const LocalApply& apply_local, const RouteFn& route, const LeaderFn& learned_leader,
+                            const HealthFn& healthy) {
   WriteSummary summary;
   summary.replication_factor = map.replication_factor();
   std::map<uint32_t, size_t> index;                // shard -> position in summary.shards
@@ -188,8 +189,9 @@ WriteSummary DispatchWrites(const ClusterMap& map,
       const auto& o = summary.shards[index[shard]];
       if (o.ok) continue;
       auto h = hint.find(shard);
+      auto up = [&](const WorkerInfo* w) { return !healthy || healthy(*w); };
       if (o.error_code == "NOT_LEADER" && h != hint.end() && h->second != to->id) {
-        if (const WorkerInfo* leader = map.FindWorker(h->second)) {
+        if (const WorkerInfo* leader = map.FindWorker(h->second); leader && up(leader)) {
           next[shard] = leader;
           if (learned_leader) learned_leader(shard, leader->id);
           continue;
@@ -200,7 +202,15 @@ WriteSummary DispatchWrites(const ClusterMap& map,
       if (replicas.size() < 2 || (o.error_code != "NOT_LEADER" && o.error_code != "UNREACHABLE")) continue;
       size_t at = 0;
       while (at < replicas.size() && replicas[at]->id != to->id) ++at;
-      next[shard] = replicas[(at + 1) % replicas.size()];
+      const WorkerInfo* pick = replicas[(at + 1) % replicas.size()];
+      for (size_t step = 1; step < replicas.size(); ++step) {  // the next healthy one, if any
+        const WorkerInfo* r = replicas[(at + step) % replicas.size()];
+        if (r->id != to->id && up(r)) {
+          pick = r;
+          break;
+        }
+      }
+      next[shard] = pick;
       pause = true;
     }
     hint.clear();

@@ -51,17 +51,22 @@ using LocalApply = std::function<raftmetrics::v1::ShardWriteResult(const raftmet
 using RouteFn = std::function<const WorkerInfo*(uint32_t shard)>;
 // Told the leader of a shard learnt from a NOT_LEADER answer.
 using LeaderFn = std::function<void(uint32_t shard, const std::string& worker_id)>;
+// Whether a worker answers health checks (nullptr: assume every one does).
+using HealthFn = std::function<bool(const WorkerInfo& worker)>;
 
 // With replicated shards a command goes to the shard's leader: a replica that
 // is not the leader answers NOT_LEADER naming it, and the command follows the
 // hint; during an election (no leader named) or when a replica is down, the
-// next replica is tried after a short pause, until `timeout` has passed.
+// next replica is tried after a short pause, until `timeout` has passed. A
+// hint naming a worker that `healthy` calls down is not followed (a follower
+// may still name a leader that was just cut off: connecting to it would only
+// time out), and the next replica tried is a healthy one when there is one.
 WriteSummary DispatchWrites(const ClusterMap& map,
                             std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
                             HttpClient& client, std::chrono::milliseconds timeout,
                             const std::string& self_id, const std::string& cluster_secret,
                             const LocalApply& apply_local, const RouteFn& route = nullptr,
-                            const LeaderFn& learned_leader = nullptr);
+                            const LeaderFn& learned_leader = nullptr, const HealthFn& healthy = nullptr);
 
 // A key for writes that came without one, unique per process and call: makes
 // the node's own retries (stale keep-alive connections) safe.

@@ -200,7 +200,8 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
       map, std::move(commands), client_, std::chrono::milliseconds(config_.write_timeout_ms), "",
       config_.cluster_secret, nullptr,
       [&](uint32_t shard) { return workers_.ReadTarget(map, shard); },  // the leader when known
-      [this](uint32_t shard, const std::string& id) { workers_.SetLeaderHint(shard, id); });
+      [this](uint32_t shard, const std::string& id) { workers_.SetLeaderHint(shard, id); },
+      [this](const WorkerInfo& w) { return workers_.Healthy(w); });
   if (!summary.all_ok()) {
     for (const auto& o : summary.shards) {
       if (o.ok) continue;

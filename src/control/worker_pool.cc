@@ -88,6 +88,12 @@ std::string WorkerPool::LeaderHint(uint32_t shard) const {
   return it == leaders_.end() ? "" : it->second;
 }
 
+bool WorkerPool::Healthy(const WorkerInfo& worker) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = health_.find(worker.address);
+  return it == health_.end() || it->second.healthy;
+}
+
 void WorkerPool::SetLeaderHint(uint32_t shard, const std::string& worker_id) {
   std::lock_guard<std::mutex> lock(mu_);
   leaders_[shard] = worker_id;

@@ -43,6 +43,8 @@ class WorkerPool {
   // Replicated shards: the worker believed to lead `shard` ("" = unknown),
   // from health reports and NOT_LEADER answers.
   std::string LeaderHint(uint32_t shard) const;
+  // False once health checks found the worker down (true before its first check).
+  bool Healthy(const WorkerInfo& worker) const;
   void SetLeaderHint(uint32_t shard, const std::string& worker_id);
   // The worker to ask for `shard`: its leader when known and healthy, else a
   // healthy replica, else its owner (nullptr before assignment). Points into `map`.

@@ -168,10 +168,24 @@ def kill_proc(p, grace_s=0.0):
                 pass
 
 
+_CLEANUPS = []  # callables run by cleanup_all, after the processes are gone
+
+
+def on_cleanup(fn):
+    """Runs fn at cleanup, also when the test is stopped by a signal (which
+    skips atexit handlers): for what a test creates outside its processes."""
+    _CLEANUPS.append(fn)
+
+
 def cleanup_all():
     for p in list(_PROCS):
         kill_proc(p)
     del _PROCS[:]
+    for fn in list(_CLEANUPS):
+        try:
+            fn()
+        except Exception as e:  # cleanup must go on
+            sys.stderr.write("cleanup %r failed: %s\n" % (fn, e))
     for d in list(_TEMP_DIRS):
         shutil.rmtree(d, ignore_errors=True)
     del _TEMP_DIRS[:]

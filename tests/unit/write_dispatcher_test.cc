@@ -17,6 +17,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace rm {
@@ -465,6 +466,45 @@ TEST_F(WriteDispatcherTest, SelfWithoutLocalApplyGoesOverHttp) {
   WriteSummary summary = Dispatch(map, cmds, "self", nullptr);
   EXPECT_TRUE(summary.all_ok());
   EXPECT_EQ(self.requests(), 1);
+}
+
+TEST_F(WriteDispatcherTest, HintNamingAWorkerKnownDownIsNotFollowed) {
+  // a follower still names b, the leader that was just cut off; b would only
+  // answer after 2 s (as a connect to a cut host would time out). The health
+  // checks already call b down, so the write goes to c, the next healthy replica.
+  FakeWorker a("a"), b("b"), c("c");
+  a.set_reply([](const ShardWriteRequest& req) {
+    ShardWriteResponse resp;
+    for (const auto& cmd : req.commands()) {
+      auto* r = resp.add_results();
+      r->set_shard(cmd.shard());
+      r->set_ok(false);
+      r->set_error_code("NOT_LEADER");
+      r->set_error("not the leader");
+      r->set_leader_hint("b");
+    }
+    return FakeWorker::Proto(resp);
+  });
+  b.set_reply([](const ShardWriteRequest&) {
+    std::this_thread::sleep_for(2s);
+    return HttpResponse::Json(503, "{}");
+  });
+  ClusterMap map(1, 3);
+  map.UpsertWorker("a", a.address());
+  map.UpsertWorker("b", b.address());
+  map.UpsertWorker("c", c.address());
+  map.AssignRoundRobin();
+  std::map<uint32_t, ShardCommand> cmds;
+  cmds[0] = Cmd(0, 5);
+  const auto start = std::chrono::steady_clock::now();
+  WriteSummary summary = DispatchWrites(
+      map, std::move(cmds), client_, 3s, "control-1", "", nullptr,
+      [&](uint32_t) { return map.FindWorker("a"); }, nullptr,
+      [](const WorkerInfo& w) { return w.id != "b"; });
+  ASSERT_TRUE(summary.all_ok()) << summary.FailureStatus("").ToString();
+  EXPECT_EQ(summary.shards[0].worker_id, "c");
+  EXPECT_EQ(b.requests(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);
 }
 
 TEST(AutoIdempotencyKey, UniquePerCallAndNamesTheNode) {
