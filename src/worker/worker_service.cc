@@ -384,7 +384,15 @@ HttpResponse WorkerService::HandleInsert(HttpRequest& req) {
       DispatchWrites(*map, std::move(commands), client_, std::chrono::milliseconds(config_.write_timeout_ms),
                      config_.node_id, config_.cluster_secret,
                      [this](const pb::ShardCommand& c) { return ApplyLocal(c); });
-  if (!summary.all_ok()) return ErrorResponse(summary.FailureStatus(key));
+  if (!summary.all_ok()) {
+    // RAFT_ERROR's term: what this node's own replicas of the failed shards know
+    // (a NOT_LEADER or unreachable answer carries none).
+    for (const auto& o : summary.shards) {
+      raft::ShardReplica* replica = !o.ok && replicas_ ? replicas_->Find(o.shard) : nullptr;
+      if (replica) summary.known_term = std::max(summary.known_term, replica->GetStatus().term);
+    }
+    return ErrorResponse(summary.FailureStatus(key));
+  }
   nlohmann::json body = {{"success", true}, {"storage_size", FormatBytes(shards_.DiskBytes())}};
   if (is_batch) {
     body["message"] = "Metrics inserted successfully";

@@ -291,6 +291,7 @@ class NetnsPartitionTest(unittest.TestCase):
         self.assertEqual(status, 503, body)
         self.assertIs(body.get("error"), True, body)
         self.assertEqual(body.get("code"), "RAFT_ERROR", body)
+        self.assertGreaterEqual(body["details"].get("term", 0), 1, body)  # its groups' term, not 0
         print("the cut worker answered %d %s: %s" % (status, body["code"], body["message"]))
         # Cut off from the majority, it steps down everywhere (no contact with a
         # quorum within an election timeout).
