@@ -21,23 +21,22 @@ Result<std::vector<MetaPeer>> ParseControlNodes(const std::string& text) {
       raft_port = item.substr(at + 1);
     }
     http = NormalizeAddress(http);
-    const auto colon = http.rfind(':');
-    int port = 0;
-    try {
-      port = colon == std::string::npos ? 0 : std::stoi(http.substr(colon + 1));
-      if (raft_port.empty()) raft_port = std::to_string(port + 1000);
-      if (std::stoi(raft_port) <= 0 || std::stoi(raft_port) > 65535) port = 0;
-    } catch (const std::exception&) {
-      port = 0;
-    }
-    if (port <= 0 || port > 65535) {
+    // The Raft port, when given, must be a port too (checked as "h:<port>").
+    if (!IsHostPort(http) || (!raft_port.empty() && !IsHostPort("h:" + raft_port)) ||
+        std::stoi(http.substr(http.rfind(':') + 1)) + (raft_port.empty() ? 1000 : 0) > 65535) {
       return Status(Code::kValidation, "--control-nodes: \"" + item + "\" is not host:port[@raft_port]");
     }
     p.http_address = http;
-    p.raft_address = http.substr(0, colon) + ":" + raft_port;
+    p.raft_address = ControlRaftAddress(http, raft_port.empty() ? -1 : std::stoi(raft_port));
     peers.push_back(std::move(p));
   }
   return peers;
+}
+
+std::string ControlRaftAddress(const std::string& http_address, int raft_port) {
+  const auto colon = http_address.rfind(':');
+  if (raft_port < 0) raft_port = std::stoi(http_address.substr(colon + 1)) + 1000;
+  return http_address.substr(0, colon) + ":" + std::to_string(raft_port);
 }
 
 uint64_t JoinedControlRaftId(const std::string& http_address) {

@@ -46,6 +46,10 @@ struct MetaPeer {
 // Parses --control-nodes: "host:port[@raft_port],..." (raft port default: HTTP
 // port + 1000). Every control node must be given the same list in the same order.
 Result<std::vector<MetaPeer>> ParseControlNodes(const std::string& text);
+// The Raft address of a control node at `http_address` (host:port): the same
+// host, on `raft_port`, or on the HTTP port + 1000 when raft_port < 0 (the
+// default of --raft-port). `http_address` must be host:port (IsHostPort).
+std::string ControlRaftAddress(const std::string& http_address, int raft_port = -1);
 // The Raft id of a control node that joins at run time: a hash of its HTTP
 // address, above the founders' small ids, so both sides compute it alone.
 uint64_t JoinedControlRaftId(const std::string& http_address);

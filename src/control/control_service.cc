@@ -96,7 +96,7 @@ Status ControlService::Start() {
   const int raft_port = config_.raft_port >= 0 ? config_.raft_port : config_.port + 1000;
   const std::string self_http =
       NormalizeAddress(config_.advertise.empty() ? "127.0.0.1:" + std::to_string(config_.port) : config_.advertise);
-  const std::string self_raft = self_http.substr(0, self_http.rfind(':')) + ":" + std::to_string(raft_port);
+  const std::string self_raft = ControlRaftAddress(self_http, raft_port);
   std::vector<MetaPeer> peers;
   uint64_t self_id = 0;
   std::vector<std::string> join_via;
@@ -633,10 +633,7 @@ std::vector<ControlNodeInfo> ControlNodesFrom(const std::vector<MetaPeer>& peers
 HttpResponse ControlService::JoinControlNode(const std::string& id, const std::string& addr, std::string raft_addr) {
   const std::string node_id = NormalizeNodeId("control", id);
   const std::string http = NormalizeAddress(addr);
-  if (raft_addr.empty()) {  // the default of --raft-port: HTTP port + 1000
-    const auto colon = http.rfind(':');
-    raft_addr = http.substr(0, colon) + ":" + std::to_string(std::stoi(http.substr(colon + 1)) + 1000);
-  }
+  if (raft_addr.empty()) raft_addr = ControlRaftAddress(http);
   const std::vector<MetaPeer> peers = meta_->Peers();
   for (const auto& p : peers) {
     if (p.http_address == http && p.id == node_id) {  // a repeated announcement

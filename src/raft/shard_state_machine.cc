@@ -20,11 +20,7 @@ ShardStateMachine::ShardStateMachine(ShardStore& store, uint64_t self_id, Snapsh
     : store_(store), self_id_(self_id), fetcher_(std::move(fetcher)) {}
 
 Result<ApplyOutcome> ShardStateMachine::ApplyEntry(uint64_t index, std::string_view command) {
-  raftmetrics::v1::ShardCommand parsed;
-  if (!parsed.ParseFromArray(command.data(), static_cast<int>(command.size()))) {
-    return Status(Code::kInternal, "log entry " + std::to_string(index) + " is not a ShardCommand");
-  }
-  return store_.Apply(parsed, index);
+  return std::move(ApplyEntries({{index, command}}).front());
 }
 
 std::vector<Result<ApplyOutcome>> ShardStateMachine::ApplyEntries(const std::vector<LogEntry>& entries) {

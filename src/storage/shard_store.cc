@@ -176,11 +176,7 @@ Result<ApplyOutcome> ShardStore::ApplyNext(const raftmetrics::v1::ShardCommand& 
 }
 
 Result<ApplyOutcome> ShardStore::Apply(const raftmetrics::v1::ShardCommand& command, uint64_t index) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  GroupEntry entry{&command, index, Status(Code::kInternal, "not applied"), false};
-  std::vector<GroupEntry*> group{&entry};
-  ApplyGroupLocked(group);
-  return std::move(entry.result);
+  return std::move(ApplyBatch({{&command, index}}).front());
 }
 
 std::vector<Result<ApplyOutcome>> ShardStore::ApplyBatch(const std::vector<Entry>& entries) {
