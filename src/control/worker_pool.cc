@@ -233,6 +233,29 @@ bool WorkerPool::CheckAll() {
   ClusterMap map = Snapshot();
   std::string body = map.ToJson().dump();
   std::vector<std::pair<std::string, std::future<Result<HttpResponse>>>> calls;
+  // A worker that left the map since the last push may have missed the map
+  // that removed it (two changes committed between pushes): it keeps getting
+  // pushes until one is answered, at most 50.
+  std::vector<std::string> now;
+  for (const auto& w : map.workers()) now.push_back(w.address);
+  for (const auto& a : pushed_to_) {
+    if (std::find(now.begin(), now.end(), a) == now.end()) leaving_.emplace(a, 50);
+  }
+  pushed_to_ = now;
+  for (auto it = leaving_.begin(); it != leaving_.end();) {
+    if (std::find(now.begin(), now.end(), it->first) != now.end() || it->second-- <= 0) {
+      it = leaving_.erase(it);
+      continue;
+    }
+    OutgoingRequest req;
+    req.method = "POST";
+    req.target = "/internal/map";
+    req.content_type = "application/json";
+    req.body = body;
+    req.headers = InternalHeaders(config_.cluster_secret);
+    auto resp = client_.Start(it->first, std::move(req), std::chrono::milliseconds(500)).get();
+    it = resp.ok() && resp->status == 200 ? leaving_.erase(it) : std::next(it);
+  }
   for (const auto& w : map.workers()) {
     OutgoingRequest req;
     req.method = "POST";

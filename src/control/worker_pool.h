@@ -93,6 +93,11 @@ class WorkerPool {
   mutable std::mutex mu_;
   ClusterMap map_;                                // guarded by mu_
   std::map<std::string, WorkerHealth> health_;    // by address; guarded by mu_
+  // Workers that left the map (decommissioned) still get the map that removed
+  // them, so they drop their last replicas: address -> pushes left. Only the
+  // health loop touches it.
+  std::map<std::string, int> leaving_;
+  std::vector<std::string> pushed_to_;             // addresses of the last push
   std::map<uint32_t, std::string> leaders_;       // shard -> worker id; guarded by mu_
 
   std::mutex stop_mu_;
