@@ -179,15 +179,18 @@ int main(int argc, char** argv) {
   std::vector<rm::db::ColumnBatch> batches(nbatches);
   for (uint64_t b = 0; b < nbatches; ++b) {
     const uint64_t lo = b * batch, hi = std::min(d.points, lo + batch);
-    auto& cb = batches[b];
-    cb.int32_col.reserve(hi - lo);
-    cb.int64_col.reserve(hi - lo);
-    cb.double_col.reserve(hi - lo);
+    std::vector<int32_t> series;
+    std::vector<int64_t> ts;
+    std::vector<double> values;
+    series.reserve(hi - lo);
+    ts.reserve(hi - lo);
+    values.reserve(hi - lo);
     for (uint64_t i = lo; i < hi; ++i) {
-      cb.int32_col.push_back(static_cast<int32_t>(d.Host(i)));
-      cb.int64_col.push_back(d.TimestampMs(i) * 1000);
-      cb.double_col.push_back(d.Value(i));
+      series.push_back(static_cast<int32_t>(d.Host(i)));
+      ts.push_back(d.TimestampMs(i) * 1000);
+      values.push_back(d.Value(i));
     }
+    batches[b].columns = {std::move(series), std::move(ts), std::move(values)};
   }
   auto g1 = Clock::now();
   auto expected = d.Expected();

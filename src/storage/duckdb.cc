@@ -159,6 +159,10 @@ Result<Rows> Connection::Run(duckdb_prepared_statement stmt, const std::vector<P
   return rows;
 }
 
+size_t ColumnBatch::rows() const {
+  return columns.empty() ? 0 : std::visit([](const auto& c) { return c.size(); }, columns[0]);
+}
+
 Status Connection::AppendColumns(const std::string& table, const ColumnBatch& batch) {
   duckdb_appender appender = nullptr;
   if (duckdb_appender_create(conn_, nullptr, table.c_str(), &appender) == DuckDBError) {
@@ -166,23 +170,28 @@ Status Connection::AppendColumns(const std::string& table, const ColumnBatch& ba
     duckdb_appender_destroy(&appender);
     return StorageError("insert", reason);
   }
-  duckdb_logical_type types[3] = {duckdb_create_logical_type(DUCKDB_TYPE_INTEGER),
-                                  duckdb_create_logical_type(DUCKDB_TYPE_BIGINT),
-                                  duckdb_create_logical_type(DUCKDB_TYPE_DOUBLE)};
-  duckdb_data_chunk chunk = duckdb_create_data_chunk(types, 3);
+  std::vector<duckdb_logical_type> types;
+  for (const auto& column : batch.columns) {
+    types.push_back(duckdb_create_logical_type(std::holds_alternative<std::vector<int32_t>>(column)   ? DUCKDB_TYPE_INTEGER
+                                               : std::holds_alternative<std::vector<int64_t>>(column) ? DUCKDB_TYPE_BIGINT
+                                                                                                       : DUCKDB_TYPE_DOUBLE));
+  }
+  duckdb_data_chunk chunk = duckdb_create_data_chunk(types.data(), types.size());
   for (auto& t : types) duckdb_destroy_logical_type(&t);
   const size_t capacity = duckdb_vector_size();
-  const size_t n = batch.double_col.size();
+  const size_t n = batch.rows();
   Status status;
   for (size_t off = 0; off < n && status.ok(); off += capacity) {
     size_t len = std::min(capacity, n - off);
     duckdb_data_chunk_reset(chunk);
-    std::memcpy(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0)),
-                batch.int32_col.data() + off, len * sizeof(int32_t));
-    std::memcpy(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1)),
-                batch.int64_col.data() + off, len * sizeof(int64_t));
-    std::memcpy(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 2)),
-                batch.double_col.data() + off, len * sizeof(double));
+    for (size_t c = 0; c < batch.columns.size(); ++c) {
+      std::visit(
+          [&](const auto& values) {
+            std::memcpy(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, c)), values.data() + off,
+                        len * sizeof(values[0]));
+          },
+          batch.columns[c]);
+    }
     duckdb_data_chunk_set_size(chunk, len);
     if (duckdb_append_data_chunk(appender, chunk) == DuckDBError) {
       status = StorageError("insert", duckdb_appender_error(appender));

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 struct _duckdb_database;
@@ -74,11 +75,17 @@ struct Param {
   static Param IntList(std::vector<int32_t> v) { return {kIntList, 0, 0, {}, std::move(v)}; }
 };
 
-// A column-major batch for Appender::AppendColumns: one vector per column.
+// A column-major batch for Connection::AppendColumns: one typed vector per
+// column (INTEGER, BIGINT or DOUBLE), in the table's column order, all of one length.
 struct ColumnBatch {
-  std::vector<int32_t> int32_col;   // column 0
-  std::vector<int64_t> int64_col;   // column 1
-  std::vector<double> double_col;   // column 2
+  using Column = std::variant<std::vector<int32_t>, std::vector<int64_t>, std::vector<double>>;
+  std::vector<Column> columns;
+
+  template <class T>
+  std::vector<T>& col(size_t i) { return std::get<std::vector<T>>(columns[i]); }
+  template <class T>
+  const std::vector<T>& col(size_t i) const { return std::get<std::vector<T>>(columns[i]); }
+  size_t rows() const;
 };
 
 class Connection {
@@ -94,8 +101,8 @@ class Connection {
   // for the few statements every write runs (parsing and planning them again
   // cost as much as appending a few thousand points).
   Result<Rows> QueryCached(const std::string& sql, const std::vector<Param>& params = {});
-  // Appends rows (INTEGER, BIGINT, DOUBLE) to `table` through a vectorised
-  // Appender: the fast path for points. Joins the current transaction.
+  // Appends the batch's rows to `table` through a vectorised Appender: the fast
+  // path for points and rollups. Joins the current transaction.
   Status AppendColumns(const std::string& table, const ColumnBatch& batch);
   // Appends text/int rows to a small table, row by row.
   Status AppendRows(const std::string& table, const std::vector<std::vector<Param>>& rows);

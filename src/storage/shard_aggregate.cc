@@ -13,6 +13,7 @@
 // docs/benchmarks.md, "Where the time of Q1–Q6 goes".
 #include "src/common/glob.h"
 #include "src/query/quantile_sketch.h"
+#include "src/storage/hourly_rollup.h"
 #include "src/storage/shard_store.h"
 #include "src/storage/sql_filters.h"
 
@@ -141,21 +142,47 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
     return it->second;
   };
   const bool min_max = !query.skip_min_max();
-  auto rows = c.Query("SELECT " + series_expr + " AS sid, " + bucket_expr + " AS b, count(value), sum(value)" +
-                          (min_max ? ", min(value), max(value)" : "") + " FROM points" + where + " GROUP BY sid, b",
-                      params);
-  if (!rows.ok()) return rows.status();
   uint64_t total = 0;
-  for (size_t r = 0; r < rows->size(); ++r) {
-    auto* a = partial_for(group_of(rows->Int(0, r)), bucket_start(rows->Int(1, r)))->mutable_aggregate();
-    const auto n = static_cast<uint64_t>(rows->Int(2, r));
-    a->set_count(a->count() + n);
-    a->set_sum(a->sum() + rows->Double(3, r));
-    if (min_max) {
-      a->set_min(std::min(a->min(), rows->Double(4, r)));
-      a->set_max(std::max(a->max(), rows->Double(5, r)));
+  // Rows of (series or 0, bucket number, count, sum[, min, max]).
+  auto fold = [&](const db::Rows& rows) {
+    for (size_t r = 0; r < rows.size(); ++r) {
+      auto* a = partial_for(group_of(rows.Int(0, r)), bucket_start(rows.Int(1, r)))->mutable_aggregate();
+      const auto n = static_cast<uint64_t>(rows.Int(2, r));
+      a->set_count(a->count() + n);
+      a->set_sum(a->sum() + rows.Double(3, r));
+      if (min_max) {
+        a->set_min(std::min(a->min(), rows.Double(4, r)));
+        a->set_max(std::max(a->max(), rows.Double(5, r)));
+      }
+      total += n;
     }
-    total += n;
+  };
+  // Whole hours come from the hourly rollup when every hour falls in one bucket
+  // (no buckets, or buckets of whole hours); the partial hours at the ends, or
+  // the whole range otherwise, from the points.
+  const RangeSplit split = b == 0 || b % kHourUs == 0
+                               ? SplitRange(query.from_us(), query.to_us())
+                               : RangeSplit{std::nullopt, {{query.from_us(), query.to_us()}}};
+  if (split.hours) {
+    // origin is a multiple of b, so of an hour: the bucket of an hour is a
+    // division of whole hours, never negative in range.
+    const std::string hour_bucket = b > 0 ? "((hour - (" + std::to_string(origin / kHourUs) + "))::BIGINT // " +
+                                                std::to_string(b / kHourUs) + ")"
+                                          : "0::BIGINT";
+    auto rows = c.Query("SELECT " + series_expr + " AS sid, " + hour_bucket + " AS b, sum(n)::BIGINT, sum(total)" +
+                            (min_max ? ", min(lo), max(hi)" : "") + " FROM rollup_1h WHERE hour BETWEEN ? AND ?" +
+                            (sel->all ? "" : " AND " + SeriesIdFilter(sel->ids)) + " GROUP BY sid, b",
+                        {db::Param::Int(split.hours->first), db::Param::Int(split.hours->second)});
+    if (!rows.ok()) return rows.status();
+    fold(*rows);
+  }
+  for (const auto& [lo, hi] : split.edges) {
+    auto rows = c.Query("SELECT " + series_expr + " AS sid, " + bucket_expr + " AS b, count(value), sum(value)" +
+                            (min_max ? ", min(value), max(value)" : "") + " FROM points WHERE ts >= ? AND ts <= ?" +
+                            (sel->all ? "" : " AND " + SeriesIdFilter(sel->ids)) + " GROUP BY sid, b",
+                        {db::Param::Int(lo), db::Param::Int(hi)});
+    if (!rows.ok()) return rows.status();
+    fold(*rows);
   }
 
   if (query.want_sketch() && total > 0) {

@@ -1,5 +1,6 @@
 #include "src/storage/shard_store.h"
 
+#include "src/storage/hourly_rollup.h"
 #include "src/storage/snapshot_bundle.h"
 #include "src/storage/sql_filters.h"
 
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <system_error>
 
@@ -99,6 +101,9 @@ Status ShardStore::Init() {
   auto conn = db_->Connect();
   if (!conn.ok()) return conn.status();
   writer_ = std::move(*conn);
+  auto has_rollup = writer_->Query("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                                   {db::Param::Text(kRollupTable)});
+  if (!has_rollup.ok()) return has_rollup.status();
   Status s = writer_->Execute(
       "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, metric VARCHAR NOT NULL, "
       "partition_key VARCHAR NOT NULL, host VARCHAR, datacenter VARCHAR, tags VARCHAR NOT NULL);"
@@ -107,8 +112,16 @@ Status ShardStore::Init() {
       "CREATE TABLE IF NOT EXISTS applied_writes(key VARCHAR PRIMARY KEY, stored BIGINT NOT NULL, "
       "expires_us BIGINT NOT NULL);"
       "CREATE TABLE IF NOT EXISTS shard_state(id INTEGER PRIMARY KEY, shard INTEGER NOT NULL, "
-      "applied_index UBIGINT NOT NULL);");
+      "applied_index UBIGINT NOT NULL);" +
+      std::string(kRollupSchema));
   if (!s.ok()) return s;
+  if (has_rollup->Int(0, 0) == 0) {
+    // A file written before rollups existed: build them from its points once.
+    s = writer_->Execute("INSERT INTO rollup_1h SELECT series_id, " + SqlHourOf("ts") +
+                         " AS hour, count(*), sum(value), min(value), max(value) FROM points GROUP BY series_id, hour "
+                         "ORDER BY hour, series_id");
+    if (!s.ok()) return s;
+  }
 
   auto state = writer_->Query("SELECT shard, applied_index FROM shard_state WHERE id = 0");
   if (!state.ok()) return state.status();
@@ -211,7 +224,12 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
   std::vector<Series> new_series;
   std::unordered_map<std::string, int32_t> pending_series;
   std::unordered_map<std::string, uint64_t> pending_keys;  // key -> points stored in this group
-  db::ColumnBatch batch;
+  std::vector<int32_t> batch_series;
+  std::vector<int64_t> batch_ts;
+  std::vector<double> batch_values;
+  db::ColumnBatch rollup;
+  RollupBuilder rollup_builder;
+  auto dirty_hours = rollup_dirty_hours_;
   uint64_t last_index = applied_index_;
   int64_t issued_us = 0;
   {
@@ -250,11 +268,20 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
           pending_series.emplace(identity, id);
           new_series.push_back({id, s.metric(), s.partition_key(), std::move(tags)});
         }
-        batch.int32_col.insert(batch.int32_col.end(), s.values_size(), id);
-        batch.int64_col.insert(batch.int64_col.end(), s.timestamps_us().begin(), s.timestamps_us().end());
-        batch.double_col.insert(batch.double_col.end(), s.values().begin(), s.values().end());
+        batch_series.insert(batch_series.end(), s.values_size(), id);
+        batch_ts.insert(batch_ts.end(), s.timestamps_us().begin(), s.timestamps_us().end());
+        batch_values.insert(batch_values.end(), s.values().begin(), s.values().end());
+        rollup_builder.Add(id, s.timestamps_us().data(), s.values().data(), static_cast<size_t>(s.values_size()));
         plan.stored += static_cast<uint64_t>(s.values_size());
       }
+      // One set of rollup rows per command (not per group): every replica appends
+      // the same rows, however its applies were grouped.
+      if (auto hours = rollup_builder.hours()) {
+        dirty_hours = dirty_hours ? std::make_pair(std::min(dirty_hours->first, hours->first),
+                                                   std::max(dirty_hours->second, hours->second))
+                                  : *hours;
+      }
+      rollup_builder.AppendTo(rollup);
       if (!key.empty()) pending_keys.emplace(key, plan.stored);
     }
   }
@@ -292,9 +319,28 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
     Status s = writer_->AppendRows("series", rows);
     if (!s.ok()) return fail(s);
   }
-  if (!batch.double_col.empty()) {
-    Status s = writer_->AppendColumns("points", batch);
+  const size_t stored_points = batch_values.size();
+  uint64_t rollup_rows = rollup_rows_since_compaction_;
+  if (stored_points > 0) {
+    db::ColumnBatch points;
+    points.columns = {std::move(batch_series), std::move(batch_ts), std::move(batch_values)};
+    Status s = writer_->AppendColumns("points", points);
     if (!s.ok()) return fail(s);
+    s = writer_->AppendColumns(kRollupTable, rollup);
+    if (!s.ok()) return fail(s);
+    rollup_rows += rollup.rows();
+  }
+  uint64_t next_compaction = next_rollup_compaction_;
+  if (rollup_rows >= next_compaction && dirty_hours) {
+    auto compacted = CompactRollupLocked(*dirty_hours, rollup_rows);
+    if (!compacted.ok()) return fail(compacted.status());
+    if (*compacted) {
+      rollup_rows = 0;
+      dirty_hours.reset();
+      next_compaction = kRollupCompactEvery;
+    } else {
+      next_compaction = rollup_rows * 2;  // mostly merged rows in range: wait for more
+    }
   }
   const bool prune = issued_us >= next_key_prune_us_;
   if (prune) {
@@ -318,7 +364,10 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
 
   // Committed: publish to the in-memory state.
   applied_index_ = last_index;
-  point_count_ += batch.double_col.size();
+  point_count_ += stored_points;
+  rollup_rows_since_compaction_ = rollup_rows;
+  rollup_dirty_hours_ = dirty_hours;
+  next_rollup_compaction_ = next_compaction;
   if (prune) {
     for (auto it = keys_.begin(); it != keys_.end();) {
       it = it->second.expires_us < issued_us ? keys_.erase(it) : std::next(it);
@@ -338,6 +387,34 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
     }
   }
   finish(Status::Ok());
+}
+
+Result<bool> ShardStore::CompactRollupLocked(std::pair<int64_t, int64_t> hours, uint64_t unmerged_rows) {
+  const std::vector<db::Param> range = {db::Param::Int(hours.first), db::Param::Int(hours.second)};
+  auto count = writer_->QueryCached("SELECT count(*) FROM rollup_1h WHERE hour BETWEEN ? AND ?", range);
+  if (!count.ok()) return count.status();
+  // Rewriting the range costs its row count: do it only when at least a quarter
+  // of those rows are new, so each row is rewritten a bounded number of times.
+  if (static_cast<uint64_t>(count->Int(0, 0)) > 4 * unmerged_rows) return false;
+  auto merged = writer_->QueryCached(
+      "SELECT series_id, hour, sum(n)::BIGINT, sum(total), min(lo), max(hi) FROM rollup_1h "
+      "WHERE hour BETWEEN ? AND ? GROUP BY series_id, hour ORDER BY hour, series_id",
+      range);
+  if (!merged.ok()) return merged.status();
+  db::ColumnBatch rows;
+  rows.columns = {std::vector<int32_t>{}, std::vector<int64_t>{}, std::vector<int64_t>{},
+                  std::vector<double>{},  std::vector<double>{},  std::vector<double>{}};
+  for (size_t r = 0; r < merged->size(); ++r) {
+    rows.col<int32_t>(0).push_back(static_cast<int32_t>(merged->Int(0, r)));
+    rows.col<int64_t>(1).push_back(merged->Int(1, r));
+    rows.col<int64_t>(2).push_back(merged->Int(2, r));
+    for (size_t c = 3; c < 6; ++c) rows.col<double>(c).push_back(merged->Double(c, r));
+  }
+  auto erased = writer_->QueryCached("DELETE FROM rollup_1h WHERE hour BETWEEN ? AND ?", range);
+  if (!erased.ok()) return erased.status();
+  Status s = writer_->AppendColumns(kRollupTable, rows);
+  if (!s.ok()) return s;
+  return true;
 }
 
 std::optional<std::vector<int32_t>> ShardStore::MatchingSeries(const PointFilter& filter) const {
@@ -421,6 +498,9 @@ Status ShardStore::InstallSnapshot(std::string_view blob) {
 
   keys_.clear();
   next_key_prune_us_ = 0;
+  rollup_rows_since_compaction_ = 0;
+  rollup_dirty_hours_.reset();
+  next_rollup_compaction_ = kRollupCompactEvery;
   applied_index_ = 0;
   point_count_ = 0;
   {
@@ -443,23 +523,6 @@ void ShardStore::ReturnReader(std::unique_ptr<db::Connection> conn) {
 
 namespace {
 
-// WHERE clause over points. Only integers we generated (series ids) are put in
-// the SQL text; user-supplied values travel as bound parameters.
-std::string WhereClause(const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids,
-                        std::vector<db::Param>& params) {
-  std::string where = " WHERE true";
-  if (filter.from_us) {
-    where += " AND ts >= ?";
-    params.push_back(db::Param::Int(*filter.from_us));
-  }
-  if (filter.to_us) {
-    where += " AND ts <= ?";
-    params.push_back(db::Param::Int(*filter.to_us));
-  }
-  if (ids) where += " AND " + SeriesIdFilter(*ids);
-  return where;
-}
-
 PartialAggregate RowToPartial(const db::Rows& rows, size_t row, size_t first_col) {
   PartialAggregate p;
   p.count = static_cast<uint64_t>(rows.Int(first_col, row));
@@ -473,18 +536,54 @@ PartialAggregate RowToPartial(const db::Rows& rows, size_t row, size_t first_col
 
 }  // namespace
 
+Result<std::vector<std::pair<int32_t, PartialAggregate>>> ShardStore::ScanPartials(
+    db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series) {
+  std::vector<std::pair<int32_t, PartialAggregate>> out;
+  const std::string sid = by_series ? "series_id" : "0";
+  const std::string series = ids ? " AND " + SeriesIdFilter(*ids) : "";
+  auto run = [&](const std::string& sql, const std::vector<db::Param>& params) -> Status {
+    auto rows = conn.Query(sql, params);
+    if (!rows.ok()) return rows.status();
+    for (size_t r = 0; r < rows->size(); ++r) {
+      PartialAggregate p = RowToPartial(*rows, r, 1);
+      if (p.count > 0) out.emplace_back(static_cast<int32_t>(rows->Int(0, r)), p);
+    }
+    return Status::Ok();
+  };
+  RangeSplit split;
+  if (filter.use_rollup) {
+    split = SplitRange(filter.from_us, filter.to_us);
+  } else {
+    split.edges.push_back({filter.from_us.value_or(std::numeric_limits<int64_t>::min()),
+                           filter.to_us.value_or(std::numeric_limits<int64_t>::max())});
+  }
+  if (split.hours) {
+    Status s = run("SELECT " + sid + " AS sid, sum(n)::BIGINT, sum(total), " +
+                       (filter.min_max ? "min(lo), max(hi)" : "NULL, NULL") +
+                       " FROM rollup_1h WHERE hour BETWEEN ? AND ?" + series + " GROUP BY sid",
+                   {db::Param::Int(split.hours->first), db::Param::Int(split.hours->second)});
+    if (!s.ok()) return s;
+  }
+  for (const auto& [lo, hi] : split.edges) {
+    Status s = run("SELECT " + sid + " AS sid, count(value), sum(value), " +
+                       (filter.min_max ? "min(value), max(value)" : "NULL, NULL") +
+                       " FROM points WHERE ts >= ? AND ts <= ?" + series + " GROUP BY sid",
+                   {db::Param::Int(lo), db::Param::Int(hi)});
+    if (!s.ok()) return s;
+  }
+  return out;
+}
+
 Result<PartialAggregate> ShardStore::Aggregate(const PointFilter& filter) {
   auto conn = TakeReader();  // first: the series ids below must match the file read
   if (!conn.ok()) return conn.status();
   auto ids = MatchingSeries(filter);
   if (ids && ids->empty()) return PartialAggregate{};
-  std::vector<db::Param> params;
-  std::string sql = std::string(filter.min_max ? "SELECT count(value), sum(value), min(value), max(value)"
-                                               : "SELECT count(value), sum(value), NULL, NULL") +
-                    " FROM points" + WhereClause(filter, ids, params);
-  auto rows = (*conn)->Query(sql, params);
-  if (!rows.ok()) return rows.status();
-  return RowToPartial(*rows, 0, 0);
+  auto partials = ScanPartials(**conn, filter, ids, /*by_series=*/false);
+  if (!partials.ok()) return partials.status();
+  PartialAggregate total;
+  for (const auto& [series, p] : *partials) total.Merge(p);
+  return total;
 }
 
 Result<std::map<std::vector<std::string>, PartialAggregate>> ShardStore::AggregateGroups(
@@ -494,15 +593,11 @@ Result<std::map<std::vector<std::string>, PartialAggregate>> ShardStore::Aggrega
   if (!conn.ok()) return conn.status();
   auto ids = MatchingSeries(filter);
   if (ids && ids->empty()) return groups;
-  std::vector<db::Param> params;
-  std::string sql =
-      "SELECT series_id, count(value), sum(value), min(value), max(value) FROM points" +
-      WhereClause(filter, ids, params) + " GROUP BY series_id";
-  auto rows = (*conn)->Query(sql, params);
-  if (!rows.ok()) return rows.status();
+  auto partials = ScanPartials(**conn, filter, ids, /*by_series=*/true);
+  if (!partials.ok()) return partials.status();
   std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
-  for (size_t r = 0; r < rows->size(); ++r) {
-    const Series& s = series_.at(static_cast<size_t>(rows->Int(0, r)));
+  for (const auto& [series, p] : *partials) {
+    const Series& s = series_.at(static_cast<size_t>(series));
     std::vector<std::string> key;
     key.reserve(group_by.size());
     for (const auto& field : group_by) {
@@ -514,7 +609,7 @@ Result<std::map<std::vector<std::string>, PartialAggregate>> ShardStore::Aggrega
         key.push_back(TagValue(s.tags, field));
       }
     }
-    groups[key].Merge(RowToPartial(*rows, r, 1));
+    groups[key].Merge(p);
   }
   return groups;
 }

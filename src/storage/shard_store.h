@@ -24,6 +24,7 @@
 #include "src/common/status.h"
 #include "src/query/partial_aggregate.h"
 #include "src/storage/duckdb.h"
+#include "src/storage/hourly_rollup.h"
 #include "src/wire/point.h"
 
 #include <atomic>
@@ -53,6 +54,7 @@ struct PointFilter {
   std::optional<int64_t> from_us;  // inclusive
   std::optional<int64_t> to_us;    // inclusive
   bool min_max = true;             // false: only count and sum (min/max stay empty)
+  bool use_rollup = true;          // false: read every point (replica checksums; see hourly_rollup.h)
 };
 
 struct ApplyOutcome {
@@ -151,8 +153,17 @@ class ShardStore {
   // Writes every command of `group` in one transaction and sets each result
   // (a failed transaction fails them all). Requires write_mu_.
   void ApplyGroupLocked(std::vector<GroupEntry*>& group);
+  // Merges the rollup rows of `hours` into one per (series, hour), inside the
+  // apply's transaction; false when the range holds too few unmerged rows to be
+  // worth rewriting yet. Requires write_mu_.
+  Result<bool> CompactRollupLocked(std::pair<int64_t, int64_t> hours, uint64_t unmerged_rows);
   // Series ids matching the metric/partition_key filter; nullopt means "all".
   std::optional<std::vector<int32_t>> MatchingSeries(const PointFilter& filter) const;
+  // Count/sum/min/max of the filter's points in the series `ids` (nullopt: all),
+  // per series (by_series) or as one row: whole hours from the rollup, the rest
+  // from the points.
+  Result<std::vector<std::pair<int32_t, PartialAggregate>>> ScanPartials(
+      db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series);
   // For AggregateQuery: the series passing its filters, each with its group index,
   // and the group keys. Fails when there are more groups than query.max_groups().
   struct SeriesSelection {
@@ -179,6 +190,11 @@ class ShardStore {
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<uint64_t> point_count_{0};
   int64_t next_key_prune_us_ = 0;
+  // Rollup compaction (see hourly_rollup.h): rows appended since the last one,
+  // the hours they touched, and the row count that triggers the next attempt.
+  uint64_t rollup_rows_since_compaction_ = 0;
+  std::optional<std::pair<int64_t, int64_t>> rollup_dirty_hours_;
+  uint64_t next_rollup_compaction_ = kRollupCompactEvery;
 
   mutable std::shared_mutex catalog_mu_;  // guards series_, series_by_identity_
   std::vector<Series> series_;

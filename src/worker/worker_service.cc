@@ -125,6 +125,7 @@ nlohmann::json WorkerService::StatsJson() {
     // The sum of every value is a checksum replicas of one shard must agree on.
     PointFilter everything;
     everything.min_max = false;
+    everything.use_rollup = false;  // the points themselves, in their (replicated) order
     auto agg = store->Aggregate(everything);
     shards.push_back({{"shard", store->shard()},
                       {"points", store->point_count()},

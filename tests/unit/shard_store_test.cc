@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -601,6 +603,219 @@ TEST_F(ShardStoreTest, BadSnapshotsAreRefusedAndChangeNothing) {
   ASSERT_TRUE(target->InstallSnapshot(*blob).ok());
   EXPECT_EQ(target->applied_index(), 3u);
   EXPECT_DOUBLE_EQ(MustAggregate(*target).sum, 44.0);
+}
+
+// ---- Hourly rollups (src/storage/hourly_rollup.h) -----------------------------
+
+constexpr int64_t kH = 3600LL * 1000000;
+
+struct StoredPoint {
+  int host;
+  int64_t ts;
+  double value;
+};
+
+// Many small commands of 6 hosts over 12 hours around 1970 (negative times
+// too), with duplicate timestamps and negative values: enough rollup rows to be
+// compacted several times.
+std::vector<StoredPoint> ApplyRandomHours(ShardStore& store, uint32_t seed, int commands) {
+  std::mt19937_64 rng(seed);
+  std::vector<StoredPoint> all;
+  for (int c = 0; c < commands; ++c) {
+    std::vector<SeriesSpec> series;
+    for (int host = 0; host < 6; ++host) {
+      SeriesSpec spec{"cpu", "h" + std::to_string(host), {{"host", "h" + std::to_string(host)}, {"dc", host % 2 ? "a" : "b"}}, {}};
+      for (int k = 0; k < 4; ++k) {
+        const int64_t ts = -3 * kH + static_cast<int64_t>(rng() % static_cast<uint64_t>(12 * kH));
+        const double v = static_cast<double>(static_cast<int64_t>(rng() % 20001) - 10000) / 100;
+        spec.points.push_back({ts, v});
+        all.push_back({host, ts, v});
+        if (k == 0) {  // a duplicate timestamp
+          spec.points.push_back({ts, v + 1});
+          all.push_back({host, ts, v + 1});
+        }
+      }
+      series.push_back(std::move(spec));
+    }
+    auto r = store.ApplyNext(Command(series));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+  }
+  return all;
+}
+
+PartialAggregate Expected(const std::vector<StoredPoint>& points, int64_t from, int64_t to, int host = -1) {
+  PartialAggregate p;
+  for (const auto& pt : points) {
+    if (pt.ts >= from && pt.ts <= to && (host < 0 || pt.host == host)) p.Add(pt.value);
+  }
+  return p;
+}
+
+void ExpectSame(const PartialAggregate& have, const PartialAggregate& want, const std::string& what) {
+  EXPECT_EQ(have.count, want.count) << what;
+  EXPECT_NEAR(have.sum, want.sum, 1e-6) << what;
+  if (want.count > 0) {
+    EXPECT_EQ(have.min, want.min) << what;
+    EXPECT_EQ(have.max, want.max) << what;
+  }
+}
+
+// Range ends on and off hour boundaries, inside and outside the data.
+std::vector<std::pair<int64_t, int64_t>> TestRanges(uint32_t seed) {
+  std::vector<std::pair<int64_t, int64_t>> ranges = {
+      {-3 * kH, 9 * kH - 1}, {-2 * kH, kH - 1}, {-2 * kH + 1, 4 * kH}, {0, 0},
+      {5 * kH + 7, 5 * kH + 9}, {-10 * kH, 20 * kH}, {kH - 1, 2 * kH}, {7 * kH, 7 * kH + kH - 1}};
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < 20; ++i) {
+    int64_t a = -4 * kH + static_cast<int64_t>(rng() % static_cast<uint64_t>(14 * kH));
+    int64_t b = a + static_cast<int64_t>(rng() % static_cast<uint64_t>(6 * kH));
+    if (i % 3 == 0) a = a / kH * kH;  // on a boundary
+    if (i % 4 == 0) b = b / kH * kH - 1;
+    ranges.push_back({a, b});
+  }
+  return ranges;
+}
+
+TEST_F(ShardStoreTest, RollupAnswersEqualThePointsForAnyRange) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto points = ApplyRandomHours(*store, 7, 300);
+  // 300 commands x 6 hosts x up to 12 hours: compaction ran, and merged rows.
+  for (const auto& [from, to] : TestRanges(11)) {
+    const std::string what = std::to_string(from) + ".." + std::to_string(to);
+    PointFilter f;
+    f.from_us = from;
+    f.to_us = to;
+    ExpectSame(MustAggregate(*store, f), Expected(points, from, to), what);
+    f.use_rollup = false;
+    ExpectSame(MustAggregate(*store, f), Expected(points, from, to), what + " points only");
+    f.use_rollup = true;
+    f.partition_key = "h3";
+    ExpectSame(MustAggregate(*store, f), Expected(points, from, to, 3), what + " h3");
+    f.partition_key.clear();
+    auto groups = store->AggregateGroups(f, {"host"});
+    ASSERT_TRUE(groups.ok());
+    for (int host = 0; host < 6; ++host) {
+      auto it = groups->find({"h" + std::to_string(host)});
+      PartialAggregate want = Expected(points, from, to, host);
+      if (want.count == 0) {
+        EXPECT_TRUE(it == groups->end() || it->second.count == 0) << what;
+      } else {
+        ASSERT_TRUE(it != groups->end()) << what;
+        ExpectSame(it->second, want, what + " group h" + std::to_string(host));
+      }
+    }
+  }
+  PointFilter all;
+  ExpectSame(MustAggregate(*store, all), Expected(points, INT64_MIN, INT64_MAX), "all time");
+  store.reset();
+  auto rows = Dump(Path(), "SELECT count(*)::VARCHAR FROM rollup_1h");
+  ASSERT_EQ(rows.size(), 1u);
+  // Without compaction there would be a row per command, host and hour touched
+  // (over 7,000); merged there are at most 6 x 12 plus the rows since the last merge.
+  EXPECT_LT(std::stoi(rows[0].substr(1)), 6 * 12 + 4096);
+}
+
+TEST_F(ShardStoreTest, RollupBucketsEqualThePoints) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto points = ApplyRandomHours(*store, 5, 60);
+  for (int64_t bucket : {kH, 2 * kH, 24 * kH, kH / 4}) {
+    for (const auto& [from, to] : TestRanges(bucket % 1000)) {
+      raftmetrics::v1::AggregateQuery q;
+      q.set_metric("cpu");
+      q.set_from_us(from);
+      q.set_to_us(to);
+      q.set_bucket_us(bucket);
+      q.add_group_by("dc");
+      auto r = store->AggregateQuery(q);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      std::map<std::pair<std::string, int64_t>, PartialAggregate> want;
+      for (const auto& pt : points) {
+        if (pt.ts < from || pt.ts > to) continue;
+        const int64_t start = pt.ts - (((pt.ts % bucket) + bucket) % bucket);
+        want[{pt.host % 2 ? "a" : "b", start}].Add(pt.value);
+      }
+      const std::string what = std::to_string(bucket) + " " + std::to_string(from) + ".." + std::to_string(to);
+      ASSERT_EQ(static_cast<size_t>(r->groups_size()), want.size()) << what;
+      for (const auto& g : r->groups()) {
+        ASSERT_EQ(g.key_size(), 1);
+        auto it = want.find({g.key(0), g.bucket()});
+        ASSERT_TRUE(it != want.end()) << what << " bucket " << g.bucket();
+        PartialAggregate have{g.aggregate().count(), g.aggregate().sum(), g.aggregate().min(), g.aggregate().max()};
+        ExpectSame(have, it->second, what);
+      }
+    }
+  }
+}
+
+TEST_F(ShardStoreTest, FileWithoutRollupGetsOneBuiltAtOpen) {
+  std::vector<StoredPoint> points;
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    points = ApplyRandomHours(*store, 3, 20);
+  }
+  {  // what a file written before rollups existed looks like
+    auto db = db::Database::Open(Path(), {});
+    ASSERT_TRUE(db.ok());
+    auto conn = (*db)->Connect();
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)->Execute("DROP TABLE rollup_1h").ok());
+  }
+  auto store = Open();
+  ASSERT_TRUE(store);
+  for (const auto& [from, to] : TestRanges(2)) {
+    PointFilter f;
+    f.from_us = from;
+    f.to_us = to;
+    ExpectSame(MustAggregate(*store, f), Expected(points, from, to), std::to_string(from) + ".." + std::to_string(to));
+  }
+  // And it keeps being maintained after the migration.
+  auto more = ApplyRandomHours(*store, 4, 5);
+  points.insert(points.end(), more.begin(), more.end());
+  ExpectSame(MustAggregate(*store, {}), Expected(points, INT64_MIN, INT64_MAX), "all time");
+}
+
+TEST_F(ShardStoreTest, WholeHoursAreReadFromTheRollup) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    MustApply(*store, Command({{"cpu", "h1", {}, {{kH + 5, 2.0}, {2 * kH + 1, 4.0}}}}));
+  }
+  {  // make the rollup tell a different story from the points
+    auto db = db::Database::Open(Path(), {});
+    ASSERT_TRUE(db.ok());
+    auto conn = (*db)->Connect();
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)->Execute("UPDATE rollup_1h SET total = total + 100 WHERE hour = 1").ok());
+  }
+  auto store = Open();
+  ASSERT_TRUE(store);
+  PointFilter f;
+  f.from_us = kH;
+  f.to_us = 2 * kH + 1;  // hour 1 whole, hour 2 partly: rollup + points
+  EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 106.0);
+  f.use_rollup = false;
+  EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 6.0);
+  f.use_rollup = true;
+  f.from_us = kH + 1;  // no whole hour left
+  EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 6.0);
+}
+
+TEST_F(ShardStoreTest, ReplayedAndDuplicateCommandsAddNoRollupRows) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto cmd = Command({{"cpu", "h1", {}, {{kH + 5, 2.0}, {3 * kH, 4.0}}}}, "key-1");
+  ASSERT_TRUE(store->Apply(cmd, 1).ok());
+  ASSERT_TRUE(store->Apply(cmd, 1).ok());  // replay
+  ASSERT_TRUE(store->Apply(cmd, 2).ok());  // same idempotency key
+  PointFilter f;
+  f.from_us = 0;
+  f.to_us = 10 * kH - 1;
+  PartialAggregate agg = MustAggregate(*store, f);
+  EXPECT_EQ(agg.count, 2u);
+  EXPECT_DOUBLE_EQ(agg.sum, 6.0);
 }
 
 }  // namespace
