@@ -93,7 +93,9 @@ Result<Rows> Connection::QueryCached(const std::string& sql, const std::vector<P
   return Run(it->second, params);
 }
 
-Result<Rows> Connection::Run(duckdb_prepared_statement stmt, const std::vector<Param>& params) {
+namespace {
+
+Status Bind(duckdb_prepared_statement stmt, const std::vector<Param>& params) {
   duckdb_clear_bindings(stmt);
   for (size_t i = 0; i < params.size(); ++i) {
     const Param& p = params[i];
@@ -118,6 +120,14 @@ Result<Rows> Connection::Run(duckdb_prepared_statement stmt, const std::vector<P
     }
     if (st == DuckDBError) return StorageError("bind", "cannot bind parameter " + std::to_string(i + 1));
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Rows> Connection::Run(duckdb_prepared_statement stmt, const std::vector<Param>& params) {
+  Status bound = Bind(stmt, params);
+  if (!bound.ok()) return bound;
   duckdb_result result;
   duckdb_state st = duckdb_execute_prepared(stmt, &result);
   if (st == DuckDBError) {
@@ -157,6 +167,59 @@ Result<Rows> Connection::Run(duckdb_prepared_statement stmt, const std::vector<P
   }
   duckdb_destroy_result(&result);
   return rows;
+}
+
+Status Connection::Scan(const std::string& sql, const std::vector<Param>& params,
+                        const std::vector<ColumnType>& types, const std::function<void(const Chunk&)>& fn) {
+  duckdb_prepared_statement stmt = nullptr;
+  if (duckdb_prepare(conn_, sql.c_str(), &stmt) == DuckDBError) {
+    std::string reason = duckdb_prepare_error(stmt);
+    duckdb_destroy_prepare(&stmt);
+    return StorageError("prepare", reason);
+  }
+  Status status = Bind(stmt, params);
+  duckdb_result result;
+  bool have_result = false;
+  if (status.ok()) {
+    have_result = true;
+    if (duckdb_execute_prepared_streaming(stmt, &result) == DuckDBError) {
+      status = StorageError("query", duckdb_result_error(&result));
+    }
+  }
+  if (status.ok()) {
+    // The caller reads raw vectors: the columns must be exactly the types it expects.
+    if (duckdb_column_count(&result) != types.size()) status = StorageError("query", "unexpected column count");
+    for (size_t c = 0; status.ok() && c < types.size(); ++c) {
+      const duckdb_type want = types[c] == ColumnType::kInteger ? DUCKDB_TYPE_INTEGER
+                               : types[c] == ColumnType::kBigint ? DUCKDB_TYPE_BIGINT
+                                                                 : DUCKDB_TYPE_DOUBLE;
+      if (duckdb_column_type(&result, c) != want) {
+        status = StorageError("query", "column " + std::to_string(c) + " has an unexpected type");
+      }
+    }
+  }
+  while (status.ok()) {
+    duckdb_data_chunk chunk = duckdb_fetch_chunk(result);
+    if (!chunk) break;
+    Chunk view;
+    view.rows = duckdb_data_chunk_get_size(chunk);
+    for (size_t c = 0; c < types.size(); ++c) {
+      duckdb_vector v = duckdb_data_chunk_get_vector(chunk, c);
+      // Scanned columns are NOT NULL or aggregates of them; a NULL would be garbage here.
+      if (duckdb_vector_get_validity(v) != nullptr) {
+        uint64_t* validity = duckdb_vector_get_validity(v);
+        for (idx_t r = 0; r < view.rows && status.ok(); ++r) {
+          if (!duckdb_validity_row_is_valid(validity, r)) status = StorageError("query", "unexpected NULL");
+        }
+      }
+      view.columns.push_back(duckdb_vector_get_data(v));
+    }
+    if (status.ok()) fn(view);
+    duckdb_destroy_data_chunk(&chunk);
+  }
+  if (have_result) duckdb_destroy_result(&result);
+  duckdb_destroy_prepare(&stmt);
+  return status;
 }
 
 size_t ColumnBatch::rows() const {

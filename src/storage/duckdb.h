@@ -9,6 +9,7 @@
 #include "src/common/status.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -88,6 +89,18 @@ struct ColumnBatch {
   size_t rows() const;
 };
 
+// Column types a Scan can hand over as raw arrays.
+enum class ColumnType { kInteger, kBigint, kDouble };
+
+// One chunk of a Scan: `rows` values per column, as raw arrays of the column's
+// type (int32_t, int64_t or double), valid only during the callback.
+struct Chunk {
+  size_t rows = 0;
+  std::vector<const void*> columns;
+  template <class T>
+  const T* col(size_t i) const { return static_cast<const T*>(columns[i]); }
+};
+
 class Connection {
  public:
   ~Connection();
@@ -101,6 +114,11 @@ class Connection {
   // for the few statements every write runs (parsing and planning them again
   // cost as much as appending a few thousand points).
   Result<Rows> QueryCached(const std::string& sql, const std::vector<Param>& params = {});
+  // Streams the result of `sql` chunk by chunk (about 2,048 rows each) to `fn`
+  // without copying it into Rows: for results too large to materialise. The
+  // result's columns must have exactly `types`, and hold no NULL.
+  Status Scan(const std::string& sql, const std::vector<Param>& params, const std::vector<ColumnType>& types,
+              const std::function<void(const Chunk&)>& fn);
   // Appends the batch's rows to `table` through a vectorised Appender: the fast
   // path for points and rollups. Joins the current transaction.
   Status AppendColumns(const std::string& table, const ColumnBatch& batch);

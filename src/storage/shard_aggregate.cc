@@ -1,16 +1,17 @@
 // ShardStore::AggregateQuery: the shard side of /aggregate.
 //
 // Filters (metric, tags, host and datacenter wildcards) are resolved against the
-// in-memory series catalog first; DuckDB then scans only the selected series'
-// points within the time range. The SQL groups by series id and bucket (a
+// in-memory series catalog first; DuckDB then reads only the selected series
+// within the time range. Count, sum, min and max come from the hourly rollup
+// for the whole hours of the range (hourly_rollup.h) and from the points for
+// the rest; min/max only when asked. That SQL groups by series id and bucket (a
 // perfect hash aggregate on small integers); each series' rows are then folded
 // into the requested groups here, from the catalog: mapping groups inside SQL
 // (a per-row lookup in a bound list) cost more than the scan itself. Buckets
 // are integer divisions of the time since an aligned origin at or before
-// `from` (no modulo per row). Up to three statements run: the count/sum
-// (min/max only when asked) partials, the sketch bins when percentiles are
-// wanted, and the raw values for exact percentiles. Measurements:
-// docs/benchmarks.md, "Where the time of Q1–Q6 goes".
+// `from` (no modulo per row). Percentiles stream the matching values out of
+// DuckDB and bin them here (QuantileSketch bins), or ship them raw for exact
+// percentiles. Measurements: docs/benchmarks.md, "Where the time of Q1–Q6 goes".
 #include "src/common/glob.h"
 #include "src/query/quantile_sketch.h"
 #include "src/storage/hourly_rollup.h"
@@ -18,9 +19,9 @@
 #include "src/storage/sql_filters.h"
 
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <map>
+#include <vector>
 
 namespace rm {
 
@@ -42,6 +43,94 @@ bool AnyGlob(const google::protobuf::RepeatedPtrField<std::string>& patterns, co
   }
   return false;
 }
+
+// QuantileSketch bins of one group and bucket, counted in dense arrays: bins
+// of the values of one metric span a few hundred consecutive integers, and an
+// array increment is the whole cost per value. A span wider than kMaxDense
+// bins (values over many orders of magnitude) goes to a map instead, so memory
+// stays bounded.
+class DenseBins {
+ public:
+  void Add(int32_t bin) {
+    if (!sparse_.empty()) {
+      ++sparse_[bin];
+      return;
+    }
+    if (counts_.empty()) {
+      first_ = bin;
+      counts_.assign(1, 0);
+    } else if (bin < first_ || bin >= first_ + static_cast<int32_t>(counts_.size())) {
+      const int32_t lo = std::min(bin, first_), hi = std::max(bin, first_ + static_cast<int32_t>(counts_.size()) - 1);
+      if (hi - lo >= kMaxDense) {
+        for (size_t i = 0; i < counts_.size(); ++i) {
+          if (counts_[i] > 0) sparse_[first_ + static_cast<int32_t>(i)] += counts_[i];
+        }
+        counts_.clear();
+        ++sparse_[bin];
+        return;
+      }
+      if (bin < first_) counts_.insert(counts_.begin(), static_cast<size_t>(first_ - bin), 0);
+      first_ = lo;
+      counts_.resize(static_cast<size_t>(hi - lo + 1), 0);
+    }
+    ++counts_[static_cast<size_t>(bin - first_)];
+  }
+  // Calls fn(bin, count) for every non-empty bin, in ascending order.
+  template <class Fn>
+  void ForEach(Fn&& fn) const {
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      if (counts_[i] > 0) fn(first_ + static_cast<int32_t>(i), counts_[i]);
+    }
+    for (const auto& [bin, n] : sparse_) fn(bin, n);
+  }
+
+ private:
+  static constexpr int32_t kMaxDense = 4096;
+  int32_t first_ = 0;
+  std::vector<uint64_t> counts_;
+  std::map<int32_t, uint64_t> sparse_;
+};
+
+struct SketchBins {
+  DenseBins positive, negative;
+  uint64_t zeros = 0;
+
+  void Add(double v) {
+    const double m = std::fabs(v);
+    if (m < QuantileSketch::kMinMagnitude || std::isnan(v)) {
+      ++zeros;
+    } else {
+      (v > 0 ? positive : negative).Add(QuantileSketch::BinOf(m));
+    }
+  }
+  void CopyTo(pb::SketchBins& out) const {
+    positive.ForEach([&](int32_t bin, uint64_t n) {
+      out.add_positive_bins(bin);
+      out.add_positive_counts(n);
+    });
+    negative.ForEach([&](int32_t bin, uint64_t n) {
+      out.add_negative_bins(bin);
+      out.add_negative_counts(n);
+    });
+    out.set_zeros(out.zeros() + zeros);
+  }
+};
+
+// The sketches of one group, by bucket number; points of a series arrive
+// mostly in time order, so the last bucket is looked up first.
+struct SketchBuckets {
+  std::map<int64_t, SketchBins> by_bucket;
+  int64_t last_bucket = 0;
+  SketchBins* last = nullptr;
+
+  SketchBins& For(int64_t bucket) {
+    if (last == nullptr || bucket != last_bucket) {
+      last = &by_bucket[bucket];
+      last_bucket = bucket;
+    }
+    return *last;
+  }
+};
 
 }  // namespace
 
@@ -185,39 +274,26 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
     fold(*rows);
   }
 
+  // The values themselves, streamed: (group's series or 0, bucket number, value).
+  const std::string value_sql = "SELECT " + std::string(grouped ? "series_id" : "0::INTEGER") + " AS sid, " +
+                                bucket_expr + " AS b, value FROM points" + where;
+  const std::vector<db::ColumnType> value_types = {db::ColumnType::kInteger, db::ColumnType::kBigint,
+                                                   db::ColumnType::kDouble};
+
   if (query.want_sketch() && total > 0) {
-    char log_gamma[64];
-    const double gamma = (1 + QuantileSketch::kRelativeAccuracy) / (1 - QuantileSketch::kRelativeAccuracy);
-    std::snprintf(log_gamma, sizeof log_gamma, "%.17g", std::log(gamma));
-    char min_mag[32];
-    std::snprintf(min_mag, sizeof min_mag, "%.17g", QuantileSketch::kMinMagnitude);
-    auto bins = c.Query("SELECT " + series_expr + " AS sid, " + bucket_expr +
-                            " AS b, CASE WHEN abs(value) < " + min_mag +
-                            " THEN 0 ELSE sign(value)::INTEGER END AS s, CASE WHEN abs(value) < " + min_mag +
-                            " THEN 0 ELSE ceil(ln(abs(value)) / " + log_gamma +
-                            ")::INTEGER END AS bin, count(*) FROM points" + where + " GROUP BY sid, b, s, bin",
-                        params);
-    if (!bins.ok()) return bins.status();
-    // Several series of one group fill the same bins: add them up here, so each
-    // group ships every bin once.
-    std::map<std::pair<int64_t, int64_t>, std::map<std::pair<int64_t, int32_t>, uint64_t>> counts;
-    for (size_t r = 0; r < bins->size(); ++r) {
-      const int64_t sign = bins->Int(2, r);
-      counts[{group_of(bins->Int(0, r)), bucket_start(bins->Int(1, r))}]
-            [{sign, sign == 0 ? 0 : static_cast<int32_t>(bins->Int(3, r))}] += static_cast<uint64_t>(bins->Int(4, r));
-    }
-    for (const auto& [key, group_bins] : counts) {
-      auto* sk = partial_for(key.first, key.second)->mutable_sketch();
-      for (const auto& [bin, n] : group_bins) {
-        if (bin.first > 0) {
-          sk->add_positive_bins(bin.second);
-          sk->add_positive_counts(n);
-        } else if (bin.first < 0) {
-          sk->add_negative_bins(bin.second);
-          sk->add_negative_counts(n);
-        } else {
-          sk->set_zeros(sk->zeros() + n);
-        }
+    // Binned here rather than in SQL: DuckDB's ln() and a four-key hash
+    // aggregate per row cost about 3x this loop (docs/benchmarks.md).
+    std::vector<SketchBuckets> bins(sel->groups.size());
+    Status s = c.Scan(value_sql, params, value_types, [&](const db::Chunk& chunk) {
+      const int32_t* sid = chunk.col<int32_t>(0);
+      const int64_t* bucket = chunk.col<int64_t>(1);
+      const double* value = chunk.col<double>(2);
+      for (size_t r = 0; r < chunk.rows; ++r) bins[group_of(sid[r])].For(bucket[r]).Add(value[r]);
+    });
+    if (!s.ok()) return s;
+    for (size_t g = 0; g < bins.size(); ++g) {
+      for (const auto& [bucket, group_bins] : bins[g].by_bucket) {
+        group_bins.CopyTo(*partial_for(static_cast<int64_t>(g), bucket_start(bucket))->mutable_sketch());
       }
     }
   }
@@ -230,12 +306,15 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
                                                 " points; narrow the time range or filters, or use the sketch"}}}},
                      {"max_points", query.max_values()}});
     }
-    auto values = c.Query("SELECT " + series_expr + " AS sid, " + bucket_expr + " AS b, value FROM points" + where,
-                          params);
-    if (!values.ok()) return values.status();
-    for (size_t r = 0; r < values->size(); ++r) {
-      partial_for(group_of(values->Int(0, r)), bucket_start(values->Int(1, r)))->add_values(values->Double(2, r));
-    }
+    Status s = c.Scan(value_sql, params, value_types, [&](const db::Chunk& chunk) {
+      const int32_t* sid = chunk.col<int32_t>(0);
+      const int64_t* bucket = chunk.col<int64_t>(1);
+      const double* value = chunk.col<double>(2);
+      for (size_t r = 0; r < chunk.rows; ++r) {
+        partial_for(group_of(sid[r]), bucket_start(bucket[r]))->add_values(value[r]);
+      }
+    });
+    if (!s.ok()) return s;
   }
   return result;
 }

@@ -2,6 +2,7 @@
 // file (apply, aggregate, idempotency, replay, persistence, determinism).
 #include "src/storage/shard_store.h"
 
+#include "src/query/quantile_sketch.h"
 #include "src/storage/duckdb.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -801,6 +803,54 @@ TEST_F(ShardStoreTest, WholeHoursAreReadFromTheRollup) {
   f.use_rollup = true;
   f.from_us = kH + 1;  // no whole hour left
   EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 6.0);
+}
+
+TEST_F(ShardStoreTest, SketchBinsEqualTheSketchOfTheValues) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  // Values over 40 orders of magnitude (the map fallback), negatives, zeros,
+  // two groups and two buckets.
+  std::vector<std::pair<int64_t, double>> a, b;
+  std::mt19937_64 rng(9);
+  for (int i = 0; i < 3000; ++i) {
+    const double mag = std::pow(10.0, static_cast<double>(static_cast<int>(rng() % 40)) - 20) * (1 + (rng() % 1000) / 1000.0);
+    const double v = i % 7 == 0 ? 0.0 : (i % 3 == 0 ? -mag : mag);
+    (i % 2 ? a : b).push_back({static_cast<int64_t>(rng() % static_cast<uint64_t>(2 * kH)), v});
+  }
+  for (int i = 0; i < 500; ++i) a.push_back({kH + i, 50 + (i % 100) / 10.0});  // a dense run
+  MustApply(*store, Command({{"cpu", "a", {{"dc", "x"}}, a}, {"cpu", "b", {{"dc", "y"}}, b}}));
+  raftmetrics::v1::AggregateQuery q;
+  q.set_metric("cpu");
+  q.set_from_us(0);
+  q.set_to_us(2 * kH - 1);
+  q.set_bucket_us(kH);
+  q.add_group_by("dc");
+  q.set_want_sketch(true);
+  q.set_want_values(true);
+  auto r = store->AggregateQuery(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::map<std::pair<std::string, int64_t>, QuantileSketch> want;
+  std::map<std::pair<std::string, int64_t>, std::multiset<double>> want_values;
+  for (const auto& [points, dc] : {std::make_pair(&a, "x"), std::make_pair(&b, "y")}) {
+    for (const auto& [ts, v] : *points) {
+      want[{dc, ts / kH * kH}].Add(v);
+      want_values[{dc, ts / kH * kH}].insert(v);
+    }
+  }
+  ASSERT_EQ(static_cast<size_t>(r->groups_size()), want.size());
+  for (const auto& g : r->groups()) {
+    const auto key = std::make_pair(g.key(0), g.bucket());
+    ASSERT_TRUE(want.count(key));
+    QuantileSketch have;
+    for (int i = 0; i < g.sketch().positive_bins_size(); ++i) have.AddBin(1, g.sketch().positive_bins(i), g.sketch().positive_counts(i));
+    for (int i = 0; i < g.sketch().negative_bins_size(); ++i) have.AddBin(-1, g.sketch().negative_bins(i), g.sketch().negative_counts(i));
+    have.AddBin(0, 0, g.sketch().zeros());
+    EXPECT_EQ(have.positive(), want[key].positive());
+    EXPECT_EQ(have.negative(), want[key].negative());
+    EXPECT_EQ(have.zeros(), want[key].zeros());
+    EXPECT_EQ(g.aggregate().count(), want[key].count());
+    EXPECT_EQ(std::multiset<double>(g.values().begin(), g.values().end()), want_values[key]);
+  }
 }
 
 TEST_F(ShardStoreTest, ReplayedAndDuplicateCommandsAddNoRollupRows) {
