@@ -74,6 +74,9 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
       ->envname("DUCKDB_THREADS")->check(CLI::Range(1, 256));
   app->add_option("--shard-memory-limit", f.node.shard_memory_limit, "Worker: DuckDB memory limit per shard")
       ->envname("SHARD_MEMORY_LIMIT");
+  app->add_option("--rollup-min-points", f.node.rollup_min_points,
+                  "Worker: points a shard needs before whole hours are read from its hourly rollup")
+      ->envname("ROLLUP_MIN_POINTS");
   app->add_option("--auth-tokens", f.node.auth_tokens, "Comma-separated API tokens (prefer AUTH_TOKENS or a file)")
       ->envname("AUTH_TOKENS");
   app->add_option("--tokens-file", f.node.tokens_file, "API tokens, one name:token[:expiry] per line")

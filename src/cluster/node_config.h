@@ -54,6 +54,7 @@ struct NodeConfig {
   // Storage (worker).
   int duckdb_threads = 1;
   std::string shard_memory_limit = "512MB";
+  uint64_t rollup_min_points = 2 * 122880;  // see kRollupMinPoints
 };
 
 // "2" -> "worker-2"; anything else is kept.

@@ -26,6 +26,11 @@
 namespace rm {
 
 inline constexpr int64_t kHourUs = 3600LL * 1000000;
+// Below this many points a shard reads only its points. DuckDB skips data by
+// time only in whole row groups of 122,880 rows: a shard of one or two row
+// groups reads them all for the partial edge hours anyway, and the rollup
+// would only add statements.
+inline constexpr uint64_t kRollupMinPoints = 2 * 122880;
 // Rollup rows appended before a compaction is tried.
 inline constexpr uint64_t kRollupCompactEvery = 4096;
 

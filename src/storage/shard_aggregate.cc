@@ -249,27 +249,36 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   // Whole hours come from the hourly rollup when every hour falls in one bucket
   // (no buckets, or buckets of whole hours); the partial hours at the ends, or
   // the whole range otherwise, from the points.
-  const RangeSplit split = b == 0 || b % kHourUs == 0
+  const RangeSplit split = RollupPays() && (b == 0 || b % kHourUs == 0)
                                ? SplitRange(query.from_us(), query.to_us())
                                : RangeSplit{std::nullopt, {{query.from_us(), query.to_us()}}};
+  // One statement (one plan) for the rollup's whole hours and the edges.
+  const std::string series_filter = sel->all ? "" : " AND " + SeriesIdFilter(sel->ids);
+  std::vector<std::string> parts;
+  std::vector<db::Param> partial_params;
   if (split.hours) {
     // origin is a multiple of b, so of an hour: the bucket of an hour is a
     // division of whole hours, never negative in range.
     const std::string hour_bucket = b > 0 ? "((hour - (" + std::to_string(origin / kHourUs) + "))::BIGINT // " +
                                                 std::to_string(b / kHourUs) + ")"
                                           : "0::BIGINT";
-    auto rows = c.Query("SELECT " + series_expr + " AS sid, " + hour_bucket + " AS b, sum(n)::BIGINT, sum(total)" +
-                            (min_max ? ", min(lo), max(hi)" : "") + " FROM rollup_1h WHERE hour BETWEEN ? AND ?" +
-                            (sel->all ? "" : " AND " + SeriesIdFilter(sel->ids)) + " GROUP BY sid, b",
-                        {db::Param::Int(split.hours->first), db::Param::Int(split.hours->second)});
-    if (!rows.ok()) return rows.status();
-    fold(*rows);
+    parts.push_back("SELECT " + series_expr + " AS sid, " + hour_bucket + " AS b, sum(n)::BIGINT, sum(total)" +
+                    (min_max ? ", min(lo), max(hi)" : "") + " FROM rollup_1h WHERE hour BETWEEN ? AND ?" +
+                    series_filter + " GROUP BY sid, b");
+    partial_params.push_back(db::Param::Int(split.hours->first));
+    partial_params.push_back(db::Param::Int(split.hours->second));
   }
   for (const auto& [lo, hi] : split.edges) {
-    auto rows = c.Query("SELECT " + series_expr + " AS sid, " + bucket_expr + " AS b, count(value), sum(value)" +
-                            (min_max ? ", min(value), max(value)" : "") + " FROM points WHERE ts >= ? AND ts <= ?" +
-                            (sel->all ? "" : " AND " + SeriesIdFilter(sel->ids)) + " GROUP BY sid, b",
-                        {db::Param::Int(lo), db::Param::Int(hi)});
+    parts.push_back("SELECT " + series_expr + " AS sid, " + bucket_expr + " AS b, count(value), sum(value)" +
+                    (min_max ? ", min(value), max(value)" : "") + " FROM points WHERE ts >= ? AND ts <= ?" +
+                    series_filter + " GROUP BY sid, b");
+    partial_params.push_back(db::Param::Int(lo));
+    partial_params.push_back(db::Param::Int(hi));
+  }
+  if (!parts.empty()) {
+    std::string sql = parts[0];
+    for (size_t i = 1; i < parts.size(); ++i) sql += " UNION ALL " + parts[i];
+    auto rows = c.Query(sql, partial_params);
     if (!rows.ok()) return rows.status();
     fold(*rows);
   }

@@ -541,35 +541,38 @@ Result<std::vector<std::pair<int32_t, PartialAggregate>>> ShardStore::ScanPartia
   std::vector<std::pair<int32_t, PartialAggregate>> out;
   const std::string sid = by_series ? "series_id" : "0";
   const std::string series = ids ? " AND " + SeriesIdFilter(*ids) : "";
-  auto run = [&](const std::string& sql, const std::vector<db::Param>& params) -> Status {
-    auto rows = conn.Query(sql, params);
-    if (!rows.ok()) return rows.status();
-    for (size_t r = 0; r < rows->size(); ++r) {
-      PartialAggregate p = RowToPartial(*rows, r, 1);
-      if (p.count > 0) out.emplace_back(static_cast<int32_t>(rows->Int(0, r)), p);
-    }
-    return Status::Ok();
-  };
   RangeSplit split;
-  if (filter.use_rollup) {
+  if (filter.use_rollup && RollupPays()) {
     split = SplitRange(filter.from_us, filter.to_us);
   } else {
     split.edges.push_back({filter.from_us.value_or(std::numeric_limits<int64_t>::min()),
                            filter.to_us.value_or(std::numeric_limits<int64_t>::max())});
   }
+  // One statement (one plan) for the rollup's whole hours and the edges.
+  std::vector<std::string> parts;
+  std::vector<db::Param> params;
   if (split.hours) {
-    Status s = run("SELECT " + sid + " AS sid, sum(n)::BIGINT, sum(total), " +
-                       (filter.min_max ? "min(lo), max(hi)" : "NULL, NULL") +
-                       " FROM rollup_1h WHERE hour BETWEEN ? AND ?" + series + " GROUP BY sid",
-                   {db::Param::Int(split.hours->first), db::Param::Int(split.hours->second)});
-    if (!s.ok()) return s;
+    parts.push_back("SELECT " + sid + " AS sid, sum(n)::BIGINT, sum(total), " +
+                    (filter.min_max ? "min(lo), max(hi)" : "NULL::DOUBLE, NULL::DOUBLE") +
+                    " FROM rollup_1h WHERE hour BETWEEN ? AND ?" + series + " GROUP BY sid");
+    params.push_back(db::Param::Int(split.hours->first));
+    params.push_back(db::Param::Int(split.hours->second));
   }
   for (const auto& [lo, hi] : split.edges) {
-    Status s = run("SELECT " + sid + " AS sid, count(value), sum(value), " +
-                       (filter.min_max ? "min(value), max(value)" : "NULL, NULL") +
-                       " FROM points WHERE ts >= ? AND ts <= ?" + series + " GROUP BY sid",
-                   {db::Param::Int(lo), db::Param::Int(hi)});
-    if (!s.ok()) return s;
+    parts.push_back("SELECT " + sid + " AS sid, count(value), sum(value), " +
+                    (filter.min_max ? "min(value), max(value)" : "NULL::DOUBLE, NULL::DOUBLE") +
+                    " FROM points WHERE ts >= ? AND ts <= ?" + series + " GROUP BY sid");
+    params.push_back(db::Param::Int(lo));
+    params.push_back(db::Param::Int(hi));
+  }
+  if (parts.empty()) return out;
+  std::string sql = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) sql += " UNION ALL " + parts[i];
+  auto rows = conn.Query(sql, params);
+  if (!rows.ok()) return rows.status();
+  for (size_t r = 0; r < rows->size(); ++r) {
+    PartialAggregate p = RowToPartial(*rows, r, 1);
+    if (p.count > 0) out.emplace_back(static_cast<int32_t>(rows->Int(0, r)), p);
   }
   return out;
 }

@@ -45,6 +45,8 @@ namespace rm {
 struct ShardStoreOptions {
   int duckdb_threads = 1;
   std::string memory_limit = "512MB";
+  // Shards with fewer points answer from the points alone (see hourly_rollup.h).
+  uint64_t rollup_min_points = kRollupMinPoints;
 };
 
 // Which points a query touches. Empty strings match everything.
@@ -159,6 +161,9 @@ class ShardStore {
   Result<bool> CompactRollupLocked(std::pair<int64_t, int64_t> hours, uint64_t unmerged_rows);
   // Series ids matching the metric/partition_key filter; nullopt means "all".
   std::optional<std::vector<int32_t>> MatchingSeries(const PointFilter& filter) const;
+  // Whether reads should use the hourly rollup for whole hours: only when the
+  // shard is large enough for DuckDB to skip the points outside the edges.
+  bool RollupPays() const { return point_count_ >= options_.rollup_min_points; }
   // Count/sum/min/max of the filter's points in the series `ids` (nullopt: all),
   // per series (by_series) or as one row: whole hours from the rollup, the rest
   // from the points.

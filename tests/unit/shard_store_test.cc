@@ -65,8 +65,11 @@ class ShardStoreTest : public ::testing::Test {
 
   std::string Path(const std::string& name = "shard-3.duckdb") const { return (dir_ / name).string(); }
 
-  std::unique_ptr<ShardStore> Open(uint32_t shard = 3, const std::string& name = "shard-3.duckdb") {
-    auto store = ShardStore::Open(Path(name), shard, ShardStoreOptions{});
+  std::unique_ptr<ShardStore> Open(uint32_t shard = 3, const std::string& name = "shard-3.duckdb",
+                                   uint64_t rollup_min_points = 0) {  // 0: the rollup path from the first point
+    ShardStoreOptions options;
+    options.rollup_min_points = rollup_min_points;
+    auto store = ShardStore::Open(Path(name), shard, options);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return store.ok() ? std::move(*store) : nullptr;
   }
@@ -802,6 +805,12 @@ TEST_F(ShardStoreTest, WholeHoursAreReadFromTheRollup) {
   EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 6.0);
   f.use_rollup = true;
   f.from_us = kH + 1;  // no whole hour left
+  EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 6.0);
+  // A shard below rollup_min_points reads its points only.
+  store.reset();
+  store = Open(3, "shard-3.duckdb", 3);
+  ASSERT_TRUE(store);
+  f.from_us = kH;
   EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 6.0);
 }
 
