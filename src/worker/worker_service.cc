@@ -617,7 +617,7 @@ HttpResponse WorkerService::HandleInternalWrite(HttpRequest& req) {
     if (request.commands_size() == 1) {
       *response.add_results() = ApplyLocal(cmd);
     } else {
-      results.push_back(std::async(std::launch::async, [this, &cmd] { return ApplyLocal(cmd); }));
+      results.push_back(tasks_.Submit([this, &cmd] { return ApplyLocal(cmd); }));
     }
   }
   for (auto& f : results) *response.add_results() = f.get();
@@ -647,7 +647,7 @@ HttpResponse WorkerService::HandleInternalQuery(HttpRequest& req) {
       p->mutable_aggregate();
       continue;
     }
-    running.emplace_back(shard, std::async(std::launch::async, [store, &filter] { return store->Aggregate(filter); }));
+    running.emplace_back(shard, tasks_.Submit([store, &filter] { return store->Aggregate(filter); }));
   }
   for (auto& [shard, fut] : running) {
     auto r = fut.get();
@@ -687,7 +687,7 @@ HttpResponse WorkerService::HandleInternalAggregate(HttpRequest& req) {
       response.add_shards()->set_shard(shard);
       continue;
     }
-    running.emplace_back(shard, std::async(std::launch::async, [store, &query] { return store->AggregateQuery(query); }));
+    running.emplace_back(shard, tasks_.Submit([store, &query] { return store->AggregateQuery(query); }));
   }
   Status failure;
   for (auto& [shard, fut] : running) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "src/cluster/cluster_map.h"
+#include "src/common/task_pool.h"
 #include "src/cluster/join_announcer.h"
 #include "src/cluster/node_config.h"
 #include "src/net/http_client.h"
@@ -108,6 +109,9 @@ class WorkerService {
 
   std::unique_ptr<JoinAnnouncer> registration_;  // with CONTROL_HOST
   std::unique_ptr<ReplicaHost> replicas_;  // set by StartRegistration (knows the ports)
+  // Runs the per-shard parts of a request concurrently on reused threads. Last
+  // member: destroyed (and drained) first.
+  TaskPool tasks_;
 };
 
 }  // namespace rm
