@@ -10,6 +10,7 @@
 // Layout (chosen for the query path; see docs/architecture.md):
 //   series(id INTEGER, metric, partition_key, host, datacenter, tags JSON text)
 //   points(series_id INTEGER, ts BIGINT micros, value DOUBLE)
+//   rollup_1h(series_id, hour, n, total, lo, hi)   hourly partials (hourly_rollup.h)
 //   applied_writes(key, stored, expires_us)      idempotency keys
 //   shard_state(applied_index)                   last applied command index
 // The series catalog is also kept in memory, so tag/metric filters resolve to
