@@ -330,18 +330,6 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
     if (!s.ok()) return fail(s);
     rollup_rows += rollup.rows();
   }
-  uint64_t next_compaction = next_rollup_compaction_;
-  if (rollup_rows >= next_compaction && dirty_hours) {
-    auto compacted = CompactRollupLocked(*dirty_hours, rollup_rows);
-    if (!compacted.ok()) return fail(compacted.status());
-    if (*compacted) {
-      rollup_rows = 0;
-      dirty_hours.reset();
-      next_compaction = kRollupCompactEvery;
-    } else {
-      next_compaction = rollup_rows * 2;  // mostly merged rows in range: wait for more
-    }
-  }
   const bool prune = issued_us >= next_key_prune_us_;
   if (prune) {
     auto r = writer_->QueryCached("DELETE FROM applied_writes WHERE expires_us < ?", {db::Param::Int(issued_us)});
@@ -367,7 +355,6 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
   point_count_ += stored_points;
   rollup_rows_since_compaction_ = rollup_rows;
   rollup_dirty_hours_ = dirty_hours;
-  next_rollup_compaction_ = next_compaction;
   if (prune) {
     for (auto it = keys_.begin(); it != keys_.end();) {
       it = it->second.expires_us < issued_us ? keys_.erase(it) : std::next(it);
@@ -387,6 +374,29 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
     }
   }
   finish(Status::Ok());
+  MaybeCompactRollupLocked();
+}
+
+void ShardStore::MaybeCompactRollupLocked() {
+  if (rollup_rows_since_compaction_ < next_rollup_compaction_ || !rollup_dirty_hours_) return;
+  // Its own transaction, after the apply committed: compaction changes how many
+  // rollup rows there are, never what they add up to, so a failure or a crash
+  // here costs only speed, never a write.
+  bool done = false;
+  if (writer_->QueryCached("BEGIN TRANSACTION").ok()) {
+    auto compacted = CompactRollupLocked(*rollup_dirty_hours_, rollup_rows_since_compaction_);
+    done = compacted.ok() && *compacted && writer_->QueryCached("COMMIT").ok();
+    if (!done) (void)writer_->Execute("ROLLBACK");
+  }
+  if (done) {
+    rollup_rows_since_compaction_ = 0;
+    rollup_dirty_hours_.reset();
+    next_rollup_compaction_ = kRollupCompactEvery;
+  } else {
+    // Mostly merged rows in the range (or a failure): try again after as many
+    // new rows again.
+    next_rollup_compaction_ = rollup_rows_since_compaction_ * 2;
+  }
 }
 
 Result<bool> ShardStore::CompactRollupLocked(std::pair<int64_t, int64_t> hours, uint64_t unmerged_rows) {

@@ -156,9 +156,12 @@ class ShardStore {
   // Writes every command of `group` in one transaction and sets each result
   // (a failed transaction fails them all). Requires write_mu_.
   void ApplyGroupLocked(std::vector<GroupEntry*>& group);
+  // Compacts the rollup when enough rows were appended since the last time.
+  // Requires write_mu_.
+  void MaybeCompactRollupLocked();
   // Merges the rollup rows of `hours` into one per (series, hour), inside the
-  // apply's transaction; false when the range holds too few unmerged rows to be
-  // worth rewriting yet. Requires write_mu_.
+  // caller's transaction; false when the range holds too few unmerged rows to
+  // be worth rewriting yet. Requires write_mu_.
   Result<bool> CompactRollupLocked(std::pair<int64_t, int64_t> hours, uint64_t unmerged_rows);
   // Series ids matching the metric/partition_key filter; nullopt means "all".
   std::optional<std::vector<int32_t>> MatchingSeries(const PointFilter& filter) const;
