@@ -24,8 +24,9 @@ TEST(TaskPool, ReusesIdleThreads) {
   TaskPool pool;
   for (int i = 0; i < 50; ++i) pool.Submit([] {}).get();  // one at a time
   // A task's result is ready a moment before its thread is idle again, so a
-  // second thread may start; without reuse there would be 50.
-  EXPECT_LE(pool.threads(), 3u);
+  // second thread may start (more on a slow, sanitized build); without reuse
+  // there would be 50.
+  EXPECT_LE(pool.threads(), 10u);
 }
 
 TEST(TaskPool, BlockedTasksDoNotStarveNewOnes) {
