@@ -24,10 +24,13 @@ ReplicaHost::~ReplicaHost() { Close(); }
 void ReplicaHost::Sync(const ClusterMap& map) {
   if (!map.assigned() || map.replication_factor() < 2) return;
   const WorkerInfo* self = map.FindWorker(node_id_);
-  if (!self || self->raft_id == 0) return;
+  if (self && self->raft_id == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return;
-  const std::vector<uint32_t> hosted = map.HostedBy(node_id_);
+  // A worker missing from an assigned map was removed (decommissioned): it hosts
+  // nothing, and drops whatever replicas it still has. Returning here instead
+  // left them behind whenever the last move and the removal reached it in one map.
+  const std::vector<uint32_t> hosted = self ? map.HostedBy(node_id_) : std::vector<uint32_t>{};
   for (uint32_t shard : hosted) {
     if (replicas_.count(shard)) continue;
     std::vector<raft::RaftPeer> peers;
