@@ -67,13 +67,20 @@ Status Connection::Execute(const std::string& sql) {
   return status;
 }
 
-Result<Rows> Connection::Query(const std::string& sql, const std::vector<Param>& params) {
+Result<duckdb_prepared_statement> Connection::Prepare(const std::string& sql) {
   duckdb_prepared_statement stmt = nullptr;
   if (duckdb_prepare(conn_, sql.c_str(), &stmt) == DuckDBError) {
     std::string reason = duckdb_prepare_error(stmt);
     duckdb_destroy_prepare(&stmt);
     return StorageError("prepare", reason);
   }
+  return stmt;
+}
+
+Result<Rows> Connection::Query(const std::string& sql, const std::vector<Param>& params) {
+  auto prepared = Prepare(sql);
+  if (!prepared.ok()) return prepared.status();
+  duckdb_prepared_statement stmt = *prepared;
   auto rows = Run(stmt, params);
   duckdb_destroy_prepare(&stmt);
   return rows;
@@ -82,13 +89,9 @@ Result<Rows> Connection::Query(const std::string& sql, const std::vector<Param>&
 Result<Rows> Connection::QueryCached(const std::string& sql, const std::vector<Param>& params) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
-    duckdb_prepared_statement stmt = nullptr;
-    if (duckdb_prepare(conn_, sql.c_str(), &stmt) == DuckDBError) {
-      std::string reason = duckdb_prepare_error(stmt);
-      duckdb_destroy_prepare(&stmt);
-      return StorageError("prepare", reason);
-    }
-    it = cache_.emplace(sql, stmt).first;
+    auto prepared = Prepare(sql);
+    if (!prepared.ok()) return prepared.status();
+    it = cache_.emplace(sql, *prepared).first;
   }
   return Run(it->second, params);
 }
@@ -171,12 +174,9 @@ Result<Rows> Connection::Run(duckdb_prepared_statement stmt, const std::vector<P
 
 Status Connection::Scan(const std::string& sql, const std::vector<Param>& params,
                         const std::vector<ColumnType>& types, const std::function<void(const Chunk&)>& fn) {
-  duckdb_prepared_statement stmt = nullptr;
-  if (duckdb_prepare(conn_, sql.c_str(), &stmt) == DuckDBError) {
-    std::string reason = duckdb_prepare_error(stmt);
-    duckdb_destroy_prepare(&stmt);
-    return StorageError("prepare", reason);
-  }
+  auto prepared = Prepare(sql);
+  if (!prepared.ok()) return prepared.status();
+  duckdb_prepared_statement stmt = *prepared;
   Status status = Bind(stmt, params);
   duckdb_result result;
   bool have_result = false;

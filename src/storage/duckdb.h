@@ -129,6 +129,7 @@ class Connection {
   friend class Database;
   explicit Connection(_duckdb_connection* conn) : conn_(conn) {}
   Result<Rows> Run(_duckdb_prepared_statement* stmt, const std::vector<Param>& params);
+  Result<_duckdb_prepared_statement*> Prepare(const std::string& sql);
   _duckdb_connection* conn_;
   std::map<std::string, _duckdb_prepared_statement*> cache_;
 };

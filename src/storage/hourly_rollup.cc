@@ -13,6 +13,13 @@ std::string SqlHourOf(const std::string& ts) {
          ") - 1 END)";
 }
 
+db::ColumnBatch EmptyRollupBatch() {
+  db::ColumnBatch batch;
+  batch.columns = {std::vector<int32_t>{}, std::vector<int64_t>{}, std::vector<int64_t>{},
+                   std::vector<double>{},  std::vector<double>{},  std::vector<double>{}};
+  return batch;
+}
+
 void RollupBuilder::Add(int32_t series, const int64_t* ts_us, const double* values, size_t n) {
   // Points of a series mostly arrive hour by hour: look the partial up again
   // only when the hour changes.
@@ -29,10 +36,7 @@ void RollupBuilder::Add(int32_t series, const int64_t* ts_us, const double* valu
 }
 
 void RollupBuilder::AppendTo(db::ColumnBatch& batch) {
-  if (batch.columns.empty()) {
-    batch.columns = {std::vector<int32_t>{}, std::vector<int64_t>{}, std::vector<int64_t>{},
-                     std::vector<double>{},  std::vector<double>{},  std::vector<double>{}};
-  }
+  if (batch.columns.empty()) batch = EmptyRollupBatch();
   for (const auto& [key, p] : partials_) {
     batch.col<int32_t>(0).push_back(key.first);
     batch.col<int64_t>(1).push_back(key.second);

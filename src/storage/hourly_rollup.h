@@ -43,6 +43,8 @@ inline constexpr const char* kRollupTable = "rollup_1h";
 inline constexpr const char* kRollupSchema =
     "CREATE TABLE IF NOT EXISTS rollup_1h(series_id INTEGER NOT NULL, hour BIGINT NOT NULL, "
     "n BIGINT NOT NULL, total DOUBLE NOT NULL, lo DOUBLE NOT NULL, hi DOUBLE NOT NULL)";
+// An empty batch with the rollup's columns (series_id, hour, n, total, lo, hi).
+db::ColumnBatch EmptyRollupBatch();
 // The hour of a `ts` column in SQL, with HourOf's floor semantics.
 std::string SqlHourOf(const std::string& ts_column);
 

@@ -411,9 +411,7 @@ Result<bool> ShardStore::CompactRollupLocked(std::pair<int64_t, int64_t> hours, 
       "WHERE hour BETWEEN ? AND ? GROUP BY series_id, hour ORDER BY hour, series_id",
       range);
   if (!merged.ok()) return merged.status();
-  db::ColumnBatch rows;
-  rows.columns = {std::vector<int32_t>{}, std::vector<int64_t>{}, std::vector<int64_t>{},
-                  std::vector<double>{},  std::vector<double>{},  std::vector<double>{}};
+  db::ColumnBatch rows = EmptyRollupBatch();
   for (size_t r = 0; r < merged->size(); ++r) {
     rows.col<int32_t>(0).push_back(static_cast<int32_t>(merged->Int(0, r)));
     rows.col<int64_t>(1).push_back(merged->Int(1, r));
