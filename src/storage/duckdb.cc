@@ -104,7 +104,21 @@ Status Bind(duckdb_prepared_statement stmt, const std::vector<Param>& params) {
     const Param& p = params[i];
     duckdb_state st = DuckDBSuccess;
     switch (p.kind) {
-      case Param::kInt: st = duckdb_bind_int64(stmt, i + 1, p.i); break;
+      case Param::kInt:
+        // Bound as the type the statement expects: DuckDB re-plans a prepared
+        // statement whenever a value's type differs from the one it was bound
+        // with (an int64 for a UBIGINT column re-planned every apply's UPDATE).
+        switch (duckdb_param_type(stmt, i + 1)) {
+          case DUCKDB_TYPE_UBIGINT:
+            st = p.i >= 0 ? duckdb_bind_uint64(stmt, i + 1, static_cast<uint64_t>(p.i)) : duckdb_bind_int64(stmt, i + 1, p.i);
+            break;
+          case DUCKDB_TYPE_INTEGER:
+            st = p.i >= INT32_MIN && p.i <= INT32_MAX ? duckdb_bind_int32(stmt, i + 1, static_cast<int32_t>(p.i))
+                                                      : duckdb_bind_int64(stmt, i + 1, p.i);
+            break;
+          default: st = duckdb_bind_int64(stmt, i + 1, p.i); break;
+        }
+        break;
       case Param::kDouble: st = duckdb_bind_double(stmt, i + 1, p.d); break;
       case Param::kText: st = duckdb_bind_varchar_length(stmt, i + 1, p.s.data(), p.s.size()); break;
       case Param::kNull: st = duckdb_bind_null(stmt, i + 1); break;

@@ -128,6 +128,8 @@ class ShardStore {
       : path_(std::move(path)), shard_(shard), options_(std::move(options)) {}
   // Opens the DuckDB file and loads the in-memory state from it.
   Status Init();
+  // Migration: applied_writes of older files had a PRIMARY KEY (see Init).
+  Status DropAppliedWritesKeyIfAny();
   // A pooled read connection. Holding one keeps InstallSnapshot from swapping
   // the files underneath the query.
   class Reader {

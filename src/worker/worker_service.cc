@@ -160,7 +160,10 @@ void WorkerService::StartRegistration(uint16_t port) {
       [this](uint32_t shard, uint64_t min_index, uint64_t source_id) {
         return FetchSnapshot(shard, min_index, source_id);
       });
-  if (auto map = CurrentMap()) replicas_->Sync(*map);
+  if (auto map = CurrentMap()) {
+    replicas_->Sync(*map);
+    OpenOwnedShards(*map);
+  }
   if (!config_.control_host.empty()) {
     // CONTROL_HOST may list several control nodes (the meta group).
     registration_ = std::make_unique<JoinAnnouncer>(JoinAnnouncer::Options{
@@ -724,7 +727,27 @@ HttpResponse WorkerService::HandleInternalMap(HttpRequest& req) {
     if (!s.ok()) spdlog::warn("cannot persist cluster map: {}", s.ToString());
   }
   if (replicas_) replicas_->Sync(current);
+  if (changed) OpenOwnedShards(current);
   return JsonResponse(HealthJson());
+}
+
+void WorkerService::OpenOwnedShards(const ClusterMap& map) {
+  // RF 1 shards are plain stores: open the ones this worker owns now, in the
+  // background, rather than on their first write (creating a DuckDB file and its
+  // tables takes 30-100 ms of CPU, which a first write would wait for, shard
+  // after shard). Replicated shards are opened by ReplicaHost::Sync.
+  if (map.replication_factor() >= 2) return;
+  std::vector<uint32_t> missing;
+  for (uint32_t s : map.ShardsOf(config_.node_id)) {
+    if (!shards_.Find(s)) missing.push_back(s);
+  }
+  if (missing.empty()) return;
+  (void)tasks_.Submit([this, missing] {
+    for (uint32_t s : missing) {
+      auto store = shards_.Get(s);
+      if (!store.ok()) spdlog::warn("shard {}: cannot open: {}", s, store.status().ToString());
+    }
+  });
 }
 
 }  // namespace rm

@@ -57,6 +57,8 @@ class WorkerService {
   HttpResponse HandleInternalMap(HttpRequest& req);
   HttpResponse HandleInternalAggregate(HttpRequest& req);
   HttpResponse HandleInternalSnapshot(HttpRequest& req);
+  // Opens (creates) the RF 1 shards `map` gives this worker, in the background.
+  void OpenOwnedShards(const ClusterMap& map);
   // Membership change of a shard group, on its leader (from the control node's rebalancer).
   HttpResponse HandleInternalMembers(HttpRequest& req);
   // Brings a snapshot of `shard` at >= `min_index` from another replica (the

@@ -322,6 +322,45 @@ TEST_F(ShardStoreTest, IdempotencyKeyIsAppliedOnce) {
   EXPECT_EQ(MustAggregate(*store).count, 4u);
 }
 
+TEST_F(ShardStoreTest, KeysOfAFileWithAnIndexedKeyTableSurviveItsMigration) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    MustApply(*store, Command({{"m", "k", {}, {{1, 1}, {2, 2}}}}, "req-1"));
+  }
+  {  // what applied_writes looked like before: a PRIMARY KEY on the key
+    auto db = db::Database::Open(Path(), {});
+    ASSERT_TRUE(db.ok());
+    auto conn = (*db)->Connect();
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)->Execute("CREATE TABLE old_keys AS SELECT * FROM applied_writes; DROP TABLE applied_writes;"
+                                 "CREATE TABLE applied_writes(key VARCHAR PRIMARY KEY, stored BIGINT NOT NULL, "
+                                 "expires_us BIGINT NOT NULL); INSERT INTO applied_writes SELECT * FROM old_keys;"
+                                 "DROP TABLE old_keys")
+                    .ok());
+  }
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    EXPECT_TRUE(MustApply(*store, Command({{"m", "k", {}, {{3, 3}}}}, "req-1")).duplicate);
+    EXPECT_EQ(MustApply(*store, Command({{"m", "k", {}, {{3, 3}}}}, "req-2")).stored, 1u);
+  }
+  auto db = db::Database::Open(Path(), {});
+  ASSERT_TRUE(db.ok());
+  auto conn = (*db)->Connect();
+  ASSERT_TRUE(conn.ok());
+  auto indexes = (*conn)->Query("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'applied_writes' "
+                                "AND constraint_type = 'PRIMARY KEY'");
+  ASSERT_TRUE(indexes.ok());
+  EXPECT_EQ(indexes->Int(0, 0), 0);
+  auto keys = (*conn)->Query("SELECT key, stored FROM applied_writes ORDER BY key");
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ(keys->Text(0, 0), "req-1");
+  EXPECT_EQ(keys->Int(1, 0), 2);
+  EXPECT_EQ(keys->Text(0, 1), "req-2");
+}
+
 TEST_F(ShardStoreTest, CommandsWithoutKeyAreNeverDeduplicated) {
   auto store = Open();
   ASSERT_TRUE(store);
