@@ -2,6 +2,7 @@
 
 #include <duckdb.h>
 
+#include <atomic>
 #include <cstring>
 
 namespace rm::db {
@@ -47,11 +48,85 @@ Result<std::shared_ptr<Database>> Database::Open(const std::string& path, const 
 
 Database::~Database() { duckdb_close(&db_); }
 
+// What AppendColumns feeds to DuckDB: a table function per connection, reading
+// the batch in place. An Appender per append costs ~0.3 ms to create and flush
+// (measured with libduckdb alone: 1.9 vs 1.7 ms per 3,125-row transaction, 0.94
+// vs 0.62 ms per 100 rows); a prepared INSERT from this source is planned once.
+struct Connection::ColumnSource {
+  std::string function;            // unique per connection: the catalog is per database
+  std::vector<duckdb_type> types;  // the batch's column types, read again if DuckDB rebinds
+  const ColumnBatch* batch = nullptr;
+};
+
+namespace {
+
+duckdb_type TypeOf(const ColumnBatch::Column& column) {
+  return std::holds_alternative<std::vector<int32_t>>(column)   ? DUCKDB_TYPE_INTEGER
+         : std::holds_alternative<std::vector<int64_t>>(column) ? DUCKDB_TYPE_BIGINT
+                                                                 : DUCKDB_TYPE_DOUBLE;
+}
+
+using SourcePtr = std::shared_ptr<Connection::ColumnSource>;
+
+void BindColumns(duckdb_bind_info info) {
+  const auto& source = **static_cast<SourcePtr*>(duckdb_bind_get_extra_info(info));
+  for (size_t c = 0; c < source.types.size(); ++c) {
+    duckdb_logical_type type = duckdb_create_logical_type(source.types[c]);
+    duckdb_bind_add_result_column(info, ("c" + std::to_string(c)).c_str(), type);
+    duckdb_destroy_logical_type(&type);
+  }
+}
+
+void InitColumns(duckdb_init_info info) {
+  duckdb_init_set_init_data(info, new size_t(0), [](void* p) { delete static_cast<size_t*>(p); });
+  duckdb_init_set_max_threads(info, 1);  // one reader keeps the batch's row order
+}
+
+void ReadColumns(duckdb_function_info info, duckdb_data_chunk output) {
+  const auto& source = **static_cast<SourcePtr*>(duckdb_function_get_extra_info(info));
+  size_t& offset = *static_cast<size_t*>(duckdb_function_get_init_data(info));
+  const ColumnBatch* batch = source.batch;
+  const size_t n = batch ? batch->rows() : 0;
+  const size_t len = std::min<size_t>(duckdb_vector_size(), n - std::min(offset, n));
+  for (size_t c = 0; c < (batch ? batch->columns.size() : 0) && len > 0; ++c) {
+    std::visit(
+        [&](const auto& values) {
+          std::memcpy(duckdb_vector_get_data(duckdb_data_chunk_get_vector(output, c)), values.data() + offset,
+                      len * sizeof(values[0]));
+        },
+        batch->columns[c]);
+  }
+  offset += len;
+  duckdb_data_chunk_set_size(output, len);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Connection>> Database::Connect() {
   duckdb_connection conn = nullptr;
   if (duckdb_connect(db_, &conn) == DuckDBError) return StorageError("connect", "duckdb_connect failed");
-  return std::unique_ptr<Connection>(new Connection(conn));
+  // Registered now, outside any transaction: a registration inside one would be
+  // undone by its ROLLBACK.
+  static std::atomic<uint64_t> next_source{0};
+  auto source = std::make_shared<Connection::ColumnSource>();
+  source->function = "rm_columns_" + std::to_string(next_source++);
+  duckdb_table_function fn = duckdb_create_table_function();
+  duckdb_table_function_set_name(fn, source->function.c_str());
+  duckdb_table_function_set_extra_info(fn, new SourcePtr(source), [](void* p) { delete static_cast<SourcePtr*>(p); });
+  duckdb_table_function_set_bind(fn, BindColumns);
+  duckdb_table_function_set_init(fn, InitColumns);
+  duckdb_table_function_set_function(fn, ReadColumns);
+  const duckdb_state registered = duckdb_register_table_function(conn, fn);
+  duckdb_destroy_table_function(&fn);
+  if (registered == DuckDBError) {
+    duckdb_disconnect(&conn);
+    return StorageError("connect", "cannot register the column source");
+  }
+  return std::unique_ptr<Connection>(new Connection(conn, std::move(source)));
 }
+
+Connection::Connection(duckdb_connection conn, std::shared_ptr<ColumnSource> source)
+    : conn_(conn), source_(std::move(source)) {}
 
 Connection::~Connection() {
   for (auto& [_, stmt] : cache_) duckdb_destroy_prepare(&stmt);
@@ -86,14 +161,20 @@ Result<Rows> Connection::Query(const std::string& sql, const std::vector<Param>&
   return rows;
 }
 
-Result<Rows> Connection::QueryCached(const std::string& sql, const std::vector<Param>& params) {
+Result<duckdb_prepared_statement> Connection::Cached(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
     auto prepared = Prepare(sql);
     if (!prepared.ok()) return prepared.status();
     it = cache_.emplace(sql, *prepared).first;
   }
-  return Run(it->second, params);
+  return it->second;
+}
+
+Result<Rows> Connection::QueryCached(const std::string& sql, const std::vector<Param>& params) {
+  auto stmt = Cached(sql);
+  if (!stmt.ok()) return stmt.status();
+  return Run(*stmt, params);
 }
 
 namespace {
@@ -142,13 +223,14 @@ Status Bind(duckdb_prepared_statement stmt, const std::vector<Param>& params) {
 
 }  // namespace
 
-Result<Rows> Connection::Run(duckdb_prepared_statement stmt, const std::vector<Param>& params) {
+Result<Rows> Connection::Run(duckdb_prepared_statement stmt, const std::vector<Param>& params,
+                             const char* operation) {
   Status bound = Bind(stmt, params);
   if (!bound.ok()) return bound;
   duckdb_result result;
   duckdb_state st = duckdb_execute_prepared(stmt, &result);
   if (st == DuckDBError) {
-    Status s = StorageError("query", duckdb_result_error(&result));
+    Status s = StorageError(operation, duckdb_result_error(&result));
     duckdb_destroy_result(&result);
     return s;
   }
@@ -241,45 +323,20 @@ size_t ColumnBatch::rows() const {
 }
 
 Status Connection::AppendColumns(const std::string& table, const ColumnBatch& batch) {
-  duckdb_appender appender = nullptr;
-  if (duckdb_appender_create(conn_, nullptr, table.c_str(), &appender) == DuckDBError) {
-    std::string reason = appender ? duckdb_appender_error(appender) : "cannot create appender";
-    duckdb_appender_destroy(&appender);
-    return StorageError("insert", reason);
+  if (batch.rows() == 0) return Status::Ok();
+  source_->types.clear();
+  for (const auto& column : batch.columns) source_->types.push_back(TypeOf(column));
+  auto stmt = Cached("INSERT INTO \"" + table + "\" SELECT * FROM " + source_->function + "()");
+  if (!stmt.ok()) return stmt.status();
+  source_->batch = &batch;
+  auto inserted = Run(*stmt, {}, "insert");
+  source_->batch = nullptr;
+  if (!inserted.ok()) return inserted.status();
+  if (inserted->size() != 1 || inserted->Int(0, 0) != static_cast<int64_t>(batch.rows())) {
+    return StorageError("insert", "appended " + std::to_string(inserted->size() == 1 ? inserted->Int(0, 0) : -1) +
+                                      " rows of " + std::to_string(batch.rows()));
   }
-  std::vector<duckdb_logical_type> types;
-  for (const auto& column : batch.columns) {
-    types.push_back(duckdb_create_logical_type(std::holds_alternative<std::vector<int32_t>>(column)   ? DUCKDB_TYPE_INTEGER
-                                               : std::holds_alternative<std::vector<int64_t>>(column) ? DUCKDB_TYPE_BIGINT
-                                                                                                       : DUCKDB_TYPE_DOUBLE));
-  }
-  duckdb_data_chunk chunk = duckdb_create_data_chunk(types.data(), types.size());
-  for (auto& t : types) duckdb_destroy_logical_type(&t);
-  const size_t capacity = duckdb_vector_size();
-  const size_t n = batch.rows();
-  Status status;
-  for (size_t off = 0; off < n && status.ok(); off += capacity) {
-    size_t len = std::min(capacity, n - off);
-    duckdb_data_chunk_reset(chunk);
-    for (size_t c = 0; c < batch.columns.size(); ++c) {
-      std::visit(
-          [&](const auto& values) {
-            std::memcpy(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, c)), values.data() + off,
-                        len * sizeof(values[0]));
-          },
-          batch.columns[c]);
-    }
-    duckdb_data_chunk_set_size(chunk, len);
-    if (duckdb_append_data_chunk(appender, chunk) == DuckDBError) {
-      status = StorageError("insert", duckdb_appender_error(appender));
-    }
-  }
-  duckdb_destroy_data_chunk(&chunk);
-  if (status.ok() && duckdb_appender_close(appender) == DuckDBError) {
-    status = StorageError("insert", duckdb_appender_error(appender));
-  }
-  duckdb_appender_destroy(&appender);
-  return status;
+  return Status::Ok();
 }
 
 Status Connection::AppendRows(const std::string& table, const std::vector<std::vector<Param>>& rows) {

@@ -106,6 +106,7 @@ class Connection {
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+  struct ColumnSource;  // AppendColumns' table function state (duckdb.cc)
 
   Status Execute(const std::string& sql);
   // Runs `sql` with `?` parameters bound in order; materialises every row.
@@ -119,19 +120,26 @@ class Connection {
   // result's columns must have exactly `types`, and hold no NULL.
   Status Scan(const std::string& sql, const std::vector<Param>& params, const std::vector<ColumnType>& types,
               const std::function<void(const Chunk&)>& fn);
-  // Appends the batch's rows to `table` through a vectorised Appender: the fast
-  // path for points and rollups. Joins the current transaction.
+  // Appends the batch's rows to `table` (the fast path for points and rollups) with
+  // a cached `INSERT INTO table SELECT * FROM <this connection's column source>`.
+  // Joins the current transaction.
   Status AppendColumns(const std::string& table, const ColumnBatch& batch);
   // Appends text/int rows to a small table, row by row.
   Status AppendRows(const std::string& table, const std::vector<std::vector<Param>>& rows);
 
  private:
   friend class Database;
-  explicit Connection(_duckdb_connection* conn) : conn_(conn) {}
-  Result<Rows> Run(_duckdb_prepared_statement* stmt, const std::vector<Param>& params);
+  Connection(_duckdb_connection* conn, std::shared_ptr<ColumnSource> source);
+  Result<Rows> Run(_duckdb_prepared_statement* stmt, const std::vector<Param>& params,
+                   const char* operation = "query");
   Result<_duckdb_prepared_statement*> Prepare(const std::string& sql);
+  // Prepare, keeping the statement for the next call with the same text.
+  Result<_duckdb_prepared_statement*> Cached(const std::string& sql);
   _duckdb_connection* conn_;
   std::map<std::string, _duckdb_prepared_statement*> cache_;
+  // The batch AppendColumns hands to its registered table function (shared with
+  // DuckDB, which keeps the function until the database closes).
+  std::shared_ptr<ColumnSource> source_;
 };
 
 // "v1.4.4"
