@@ -88,9 +88,8 @@ std::vector<std::pair<std::string, std::string>> InternalHeaders(const std::stri
 
 WriteSummary DispatchWrites(const ClusterMap& map,
                             std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
-                            HttpClient& client, std::chrono::milliseconds timeout,
-                            const std::string& self_id, const std::string& cluster_secret,
-                            const LocalApply& apply_local, const RouteFn& route, const LeaderFn& learned_leader,
+                            WriteSender& sender, std::chrono::milliseconds timeout,
+                            const std::string& self_id, const LocalApply& apply_local, const RouteFn& route, const LeaderFn& learned_leader,
                             const HealthFn& healthy) {
   WriteSummary summary;
   summary.replication_factor = map.replication_factor();
@@ -147,37 +146,25 @@ WriteSummary DispatchWrites(const ClusterMap& map,
       summary.shards[index[shard]].worker_id = to->id;
       *by_worker[to->id].add_commands() = commands[shard];
     }
-    std::vector<std::pair<std::string, std::future<Result<HttpResponse>>>> pending;
+    std::vector<std::pair<std::string, std::future<Result<raftmetrics::v1::ShardWriteResponse>>>> pending;
     for (auto& [worker_id, req] : by_worker) {
       if (worker_id == self_id && apply_local) continue;
-      OutgoingRequest out;
-      out.method = "POST";
-      out.target = "/internal/write";
-      out.content_type = "application/x-protobuf";
-      out.headers = InternalHeaders(cluster_secret);
-      out.body = req.SerializeAsString();
-      pending.emplace_back(worker_id, client.Start(map.FindWorker(worker_id)->address, std::move(out),
-                                                   round == 0 ? timeout : remaining));
+      pending.emplace_back(worker_id, sender.Send(map.FindWorker(worker_id)->address, std::move(req),
+                                                  round == 0 ? timeout : remaining));
     }
     if (auto self = by_worker.find(self_id); self != by_worker.end() && apply_local) {
       for (const auto& cmd : self->second.commands()) record(apply_local(cmd));
     }
     for (auto& [worker_id, fut] : pending) {
-      Result<HttpResponse> resp = fut.get();
-      raftmetrics::v1::ShardWriteResponse parsed;
-      Status failure;
-      if (!resp.ok()) {
-        failure = resp.status();
-      } else if (resp->status != 200 || !parsed.ParseFromString(resp->body)) {
-        failure = Status(Code::kUnavailable, "worker " + worker_id + " answered HTTP " +
-                                                 std::to_string(resp->status));
-      }
-      if (failure.ok()) {
-        for (const auto& r : parsed.results()) record(r);
+      Result<raftmetrics::v1::ShardWriteResponse> answer = fut.get();
+      if (answer.ok()) {
+        for (const auto& r : answer->results()) record(r);
         continue;
       }
-      for (const auto& cmd : by_worker[worker_id].commands()) {
-        auto& o = summary.shards[index[cmd.shard()]];
+      const Status& failure = answer.status();
+      for (const auto& [shard, to] : target) {
+        if (to->id != worker_id) continue;
+        auto& o = summary.shards[index[shard]];
         o.ok = false;
         o.error = failure;
         o.error_code = "UNREACHABLE";

@@ -9,7 +9,7 @@
 
 #include "proto/raftmetrics.pb.h"
 #include "src/cluster/cluster_map.h"
-#include "src/net/http_client.h"
+#include "src/cluster/write_sender.h"
 
 #include <chrono>
 #include <functional>
@@ -63,9 +63,8 @@ using HealthFn = std::function<bool(const WorkerInfo& worker)>;
 // time out), and the next replica tried is a healthy one when there is one.
 WriteSummary DispatchWrites(const ClusterMap& map,
                             std::map<uint32_t, raftmetrics::v1::ShardCommand> commands,
-                            HttpClient& client, std::chrono::milliseconds timeout,
-                            const std::string& self_id, const std::string& cluster_secret,
-                            const LocalApply& apply_local, const RouteFn& route = nullptr,
+                            WriteSender& sender, std::chrono::milliseconds timeout,
+                            const std::string& self_id, const LocalApply& apply_local, const RouteFn& route = nullptr,
                             const LeaderFn& learned_leader = nullptr, const HealthFn& healthy = nullptr);
 
 // A key for writes that came without one, unique per process and call: makes

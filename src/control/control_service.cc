@@ -30,6 +30,7 @@ bool WantsProtobuf(const HttpRequest& req) {
 ControlService::ControlService(NodeConfig config, MetricsRegistry& metrics)
     : config_(std::move(config)),
       client_(),
+      writes_(client_, config_.cluster_secret),
       workers_(config_, client_),
       rebalancer_(config_, workers_, client_, [this] { return meta_ && meta_->IsLeader(); }),
       points_inserted_(metrics.AddCounter("raftmetrics_points_inserted_total",
@@ -197,8 +198,7 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
   const bool is_batch = parsed->is_batch;
   auto commands = SplitIntoShardCommands(std::move(*parsed), map.num_shards(), options);
   WriteSummary summary = DispatchWrites(
-      map, std::move(commands), client_, std::chrono::milliseconds(config_.write_timeout_ms), "",
-      config_.cluster_secret, nullptr,
+      map, std::move(commands), writes_, std::chrono::milliseconds(config_.write_timeout_ms), "", nullptr,
       [&](uint32_t shard) { return workers_.ReadTarget(map, shard); },  // the leader when known
       [this](uint32_t shard, const std::string& id) { workers_.SetLeaderHint(shard, id); },
       [this](const WorkerInfo& w) { return workers_.Healthy(w); });

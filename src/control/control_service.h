@@ -12,6 +12,7 @@
 #include "src/cluster/join_announcer.h"
 #include "src/cluster/meta_group.h"
 #include "src/cluster/node_config.h"
+#include "src/cluster/write_sender.h"
 #include "src/control/rebalancer.h"
 #include "src/control/worker_pool.h"
 #include "src/net/http_client.h"
@@ -83,6 +84,8 @@ class ControlService {
 
   NodeConfig config_;
   HttpClient client_;
+  // Inserts of concurrent clients reach each worker merged (write_sender.h).
+  CoalescingWriteSender writes_;
   WorkerPool workers_;
   std::unique_ptr<MetaGroup> meta_;  // set by Start()
   std::unique_ptr<JoinAnnouncer> meta_join_;  // a control node joining the group at run time

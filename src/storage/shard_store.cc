@@ -190,14 +190,29 @@ Status ShardStore::DropAppliedWritesKeyIfAny() {
 }
 
 Result<ApplyOutcome> ShardStore::ApplyNext(const raftmetrics::v1::ShardCommand& command) {
+  return std::move(ApplyNext(std::vector<const raftmetrics::v1::ShardCommand*>{&command}).front());
+}
+
+std::vector<Result<ApplyOutcome>> ShardStore::ApplyNext(
+    const std::vector<const raftmetrics::v1::ShardCommand*>& commands) {
   // Group commit: commands that arrive while another group is being written wait,
   // and the first of them then writes all of them in one transaction (one WAL
   // sync). The cost of a commit is per transaction, not per point.
-  GroupEntry mine{&command, 0, Status(Code::kInternal, "not applied"), false};
+  std::vector<GroupEntry> mine;
+  mine.reserve(commands.size());
+  for (const auto* command : commands) mine.push_back({command, 0, Status(Code::kInternal, "not applied"), false});
+  auto results = [&] {
+    std::vector<Result<ApplyOutcome>> out;
+    for (auto& e : mine) out.push_back(std::move(e.result));
+    return out;
+  };
+  if (mine.empty()) return {};
   std::unique_lock<std::mutex> lock(group_mu_);
-  group_queue_.push_back(&mine);
-  group_cv_.wait(lock, [&] { return mine.done || !group_running_; });
-  if (mine.done) return std::move(mine.result);
+  for (auto& e : mine) group_queue_.push_back(&e);
+  // Our entries are written together (one group takes the whole queue), so the
+  // last one being done means all are.
+  group_cv_.wait(lock, [&] { return mine.back().done || !group_running_; });
+  if (mine.back().done) return results();
   group_running_ = true;
   std::vector<GroupEntry*> group;
   group.swap(group_queue_);
@@ -211,7 +226,7 @@ Result<ApplyOutcome> ShardStore::ApplyNext(const raftmetrics::v1::ShardCommand& 
   group_running_ = false;
   for (auto* e : group) e->done = true;
   group_cv_.notify_all();
-  return std::move(mine.result);
+  return results();
 }
 
 Result<ApplyOutcome> ShardStore::Apply(const raftmetrics::v1::ShardCommand& command, uint64_t index) {

@@ -84,6 +84,9 @@ class ShardStore {
   // Apply with the next local index. Concurrent callers are group-committed:
   // one transaction for every command waiting on this shard.
   Result<ApplyOutcome> ApplyNext(const raftmetrics::v1::ShardCommand& command);
+  // The same for several commands at once (in order), one result each: they
+  // join one group, so they share a transaction.
+  std::vector<Result<ApplyOutcome>> ApplyNext(const std::vector<const raftmetrics::v1::ShardCommand*>& commands);
 
   Result<PartialAggregate> Aggregate(const PointFilter& filter);
   // Aggregates grouped by the values of `group_by` (tag keys, or "metric",

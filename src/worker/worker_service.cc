@@ -75,6 +75,7 @@ WorkerService::WorkerService(NodeConfig config, MetricsRegistry& metrics)
       raft_role_(metrics.AddGauge("raftmetrics_raft_role", "1 for the role each shard group has on this node",
                                   {"shard", "role"})),
       client_(),
+      writes_(client_, config_.cluster_secret),
       started_us_(NowMicros()) {
   metrics.AddCollector([this] { CollectMetrics(); });
 }
@@ -288,36 +289,54 @@ std::optional<ClusterMap> WorkerService::CurrentMap() {
 }
 
 pb::ShardWriteResult WorkerService::ApplyLocal(const pb::ShardCommand& command) {
-  pb::ShardWriteResult result;
-  result.set_shard(command.shard());
   auto map = CurrentMap();
   if (map && map->replication_factor() >= 2) return ApplyReplicated(*map, command);
-  const WorkerInfo* owner = map ? map->Owner(command.shard()) : nullptr;
+  return std::move(ApplyStandalone(map ? &*map : nullptr, {&command}).front());
+}
+
+std::vector<pb::ShardWriteResult> WorkerService::ApplyStandalone(const ClusterMap* map,
+                                                                 const std::vector<const pb::ShardCommand*>& commands) {
+  const uint32_t shard = commands.front()->shard();
+  std::vector<pb::ShardWriteResult> results(commands.size());
+  for (auto& r : results) {
+    r.set_shard(shard);
+    r.set_ok(false);
+  }
+  const WorkerInfo* owner = map ? map->Owner(shard) : nullptr;
   if (!owner || owner->id != config_.node_id) {
     // Storing a shard we do not own would split its data over two workers.
-    result.set_ok(false);
-    result.set_error("shard " + std::to_string(command.shard()) + " is not held by " + config_.node_id);
-    result.set_error_code("UNAVAILABLE");
-    return result;
-  }
-  auto store = shards_.Get(command.shard());
-  Result<ApplyOutcome> outcome = store.ok() ? (*store)->ApplyNext(command) : Result<ApplyOutcome>(store.status());
-  if (!outcome.ok()) {
-    spdlog::error("shard {}: apply failed: {}", command.shard(), outcome.status().ToString());
-    result.set_ok(false);
-    result.set_error(outcome.status().ToString());
-    result.set_error_code(ErrorCodeName(outcome.status().code()));
-    if (outcome.status().code() == Code::kStorageFull) {
-      result.set_disk_full(true);
-      result.set_available_bytes(FreeBytes(config_.db_path));
+    for (auto& r : results) {
+      r.set_error("shard " + std::to_string(shard) + " is not held by " + config_.node_id);
+      r.set_error_code("UNAVAILABLE");
     }
-    return result;
+    return results;
   }
-  result.set_ok(true);
-  if (!outcome->duplicate) points_inserted_.Add({}, static_cast<double>(outcome->stored));
-  result.set_stored(outcome->stored);
-  result.set_duplicate(outcome->duplicate);
-  return result;
+  auto fail = [&](pb::ShardWriteResult& r, const Status& st) {
+    spdlog::error("shard {}: apply failed: {}", shard, st.ToString());
+    r.set_error(st.ToString());
+    r.set_error_code(ErrorCodeName(st.code()));
+    if (st.code() == Code::kStorageFull) {
+      r.set_disk_full(true);
+      r.set_available_bytes(FreeBytes(config_.db_path));
+    }
+  };
+  auto store = shards_.Get(shard);
+  if (!store.ok()) {
+    for (auto& r : results) fail(r, store.status());
+    return results;
+  }
+  std::vector<Result<ApplyOutcome>> outcomes = (*store)->ApplyNext(commands);
+  for (size_t i = 0; i < commands.size(); ++i) {
+    if (!outcomes[i].ok()) {
+      fail(results[i], outcomes[i].status());
+      continue;
+    }
+    results[i].set_ok(true);
+    if (!outcomes[i]->duplicate) points_inserted_.Add({}, static_cast<double>(outcomes[i]->stored));
+    results[i].set_stored(outcomes[i]->stored);
+    results[i].set_duplicate(outcomes[i]->duplicate);
+  }
+  return results;
 }
 
 pb::ShardWriteResult WorkerService::ApplyReplicated(const ClusterMap& map, const pb::ShardCommand& command) {
@@ -385,9 +404,8 @@ HttpResponse WorkerService::HandleInsert(HttpRequest& req) {
   const bool is_batch = parsed->is_batch;
   auto commands = SplitIntoShardCommands(std::move(*parsed), map->num_shards(), options);
   WriteSummary summary =
-      DispatchWrites(*map, std::move(commands), client_, std::chrono::milliseconds(config_.write_timeout_ms),
-                     config_.node_id, config_.cluster_secret,
-                     [this](const pb::ShardCommand& c) { return ApplyLocal(c); });
+      DispatchWrites(*map, std::move(commands), writes_, std::chrono::milliseconds(config_.write_timeout_ms),
+                     config_.node_id, [this](const pb::ShardCommand& c) { return ApplyLocal(c); });
   if (!summary.all_ok()) {
     // RAFT_ERROR's term: what this node's own replicas of the failed shards know
     // (a NOT_LEADER or unreachable answer carries none).
@@ -614,16 +632,36 @@ HttpResponse WorkerService::HandleInternalWrite(HttpRequest& req) {
   }
   pb::ShardWriteResponse response;
   response.set_node_id(config_.node_id);
-  // Shards are independent: apply them concurrently.
-  std::vector<std::future<pb::ShardWriteResult>> results;
-  for (const auto& cmd : request.commands()) {
-    if (request.commands_size() == 1) {
-      *response.add_results() = ApplyLocal(cmd);
+  // Shards are independent: apply them concurrently. Without Raft, the commands
+  // for one shard (a control node merged several clients' inserts) are applied
+  // together, in one transaction; a replicated shard proposes each as its entry.
+  auto map = CurrentMap();
+  const bool replicated = map && map->replication_factor() >= 2;
+  std::map<uint32_t, std::vector<int>> by_shard;  // shard -> positions in the request
+  for (int i = 0; i < request.commands_size(); ++i) {
+    by_shard[replicated ? static_cast<uint32_t>(i) : request.commands(i).shard()].push_back(i);
+  }
+  std::vector<pb::ShardWriteResult> results(request.commands_size());
+  auto apply = [&](const std::vector<int>& positions) {
+    if (replicated) {
+      results[positions.front()] = ApplyReplicated(*map, request.commands(positions.front()));
+      return;
+    }
+    std::vector<const pb::ShardCommand*> commands;
+    for (int i : positions) commands.push_back(&request.commands(i));
+    auto applied = ApplyStandalone(map ? &*map : nullptr, commands);
+    for (size_t k = 0; k < positions.size(); ++k) results[positions[k]] = std::move(applied[k]);
+  };
+  std::vector<std::future<void>> running;
+  for (const auto& [_, positions] : by_shard) {
+    if (by_shard.size() == 1) {
+      apply(positions);
     } else {
-      results.push_back(tasks_.Submit([this, &cmd] { return ApplyLocal(cmd); }));
+      running.push_back(tasks_.Submit([&apply, &positions] { apply(positions); }));
     }
   }
-  for (auto& f : results) *response.add_results() = f.get();
+  for (auto& f : running) f.get();
+  for (auto& r : results) *response.add_results() = std::move(r);
   return ProtoResponse(response);
 }
 

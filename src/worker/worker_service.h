@@ -15,6 +15,7 @@
 #include "src/common/task_pool.h"
 #include "src/cluster/join_announcer.h"
 #include "src/cluster/node_config.h"
+#include "src/cluster/write_sender.h"
 #include "src/net/http_client.h"
 #include "src/net/router.h"
 #include "src/observability/metrics_registry.h"
@@ -75,6 +76,9 @@ class WorkerService {
   std::optional<ClusterMap> CurrentMap();
   // Applies one command to a local shard, refusing shards this worker does not own.
   raftmetrics::v1::ShardWriteResult ApplyLocal(const raftmetrics::v1::ShardCommand& command);
+  // Commands for one shard kept without Raft, applied in one group commit.
+  std::vector<raftmetrics::v1::ShardWriteResult> ApplyStandalone(
+      const ClusterMap* map, const std::vector<const raftmetrics::v1::ShardCommand*>& commands);
   // The same through the shard's Raft group (replication factor >= 2).
   raftmetrics::v1::ShardWriteResult ApplyReplicated(const ClusterMap& map, const raftmetrics::v1::ShardCommand& command);
 
@@ -103,6 +107,7 @@ class WorkerService {
   std::map<uint32_t, uint64_t> last_terms_;
   std::map<uint32_t, uint64_t> last_installs_;
   HttpClient client_;
+  DirectWriteSender writes_;  // forwarded inserts
   const int64_t started_us_;
   std::string advertise_;
 

@@ -100,5 +100,43 @@ TEST(ShardStoreGroupCommit, SameKeyTwiceInOneGroupIsStoredOnce) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(ShardStoreGroupCommit, SeveralCommandsAtOnceKeepTheirOwnResultsAndIndexes) {
+  auto dir = std::filesystem::temp_directory_path() / ("rm-group3-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "shard-0.duckdb").string();
+  {
+    auto store = ShardStore::Open(path, 0, {});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->ApplyNext(Command("earlier", "h1", 2)).ok());
+    const uint64_t before = (*store)->applied_index();
+    // What a control node sends when it merged four clients' inserts: one key
+    // already applied, one repeated within the call.
+    auto a = Command("a", "h1", 3), b = Command("b", "h2", 4), again = Command("a", "h1", 3),
+         old = Command("earlier", "h1", 2);
+    auto results = (*store)->ApplyNext(std::vector<const raftmetrics::v1::ShardCommand*>{&a, &b, &again, &old});
+    ASSERT_EQ(results.size(), 4u);
+    for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_FALSE(results[0]->duplicate);
+    EXPECT_EQ(results[0]->stored, 3u);
+    EXPECT_FALSE(results[1]->duplicate);
+    EXPECT_EQ(results[1]->stored, 4u);
+    EXPECT_TRUE(results[2]->duplicate);
+    EXPECT_EQ(results[2]->stored, 3u);
+    EXPECT_TRUE(results[3]->duplicate);
+    EXPECT_EQ(results[3]->stored, 2u);
+    EXPECT_EQ((*store)->applied_index(), before + 4);  // one log index per command
+    EXPECT_EQ((*store)->Aggregate({})->count, 9u);
+    EXPECT_TRUE((*store)->ApplyNext(std::vector<const raftmetrics::v1::ShardCommand*>{}).empty());
+  }
+  auto reopened = ShardStore::Open(path, 0, {});
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->Aggregate({})->count, 9u);
+  auto retry = (*reopened)->ApplyNext(Command("b", "h2", 4));
+  ASSERT_TRUE(retry.ok());
+  EXPECT_TRUE(retry->duplicate);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace rm

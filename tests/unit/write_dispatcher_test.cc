@@ -145,17 +145,28 @@ ClusterMap LiveAndDead(const std::string& live_address, const std::string& dead_
   return map;
 }
 
-class WriteDispatcherTest : public ::testing::Test {
+// Every dispatcher test runs with both senders: one request per call
+// (false), and concurrent calls merged per worker (true).
+std::unique_ptr<WriteSender> MakeSender(bool coalescing, HttpClient& client) {
+  if (coalescing) return std::make_unique<CoalescingWriteSender>(client, "");
+  return std::make_unique<DirectWriteSender>(client, "");
+}
+
+class WriteDispatcherTest : public ::testing::TestWithParam<bool> {
  protected:
   WriteSummary Dispatch(const ClusterMap& map, std::map<uint32_t, ShardCommand> cmds,
                         const std::string& self_id = "control-1", const LocalApply& local = nullptr,
                         std::chrono::milliseconds timeout = 3s) {
-    return DispatchWrites(map, std::move(cmds), client_, timeout, self_id, "", local);
+    return DispatchWrites(map, std::move(cmds), *sender_, timeout, self_id, local);
   }
   HttpClient client_;
+  std::unique_ptr<WriteSender> sender_ = MakeSender(GetParam(), client_);
 };
 
-TEST_F(WriteDispatcherTest, EveryShardStoredWhenAllOwnersAnswer) {
+INSTANTIATE_TEST_SUITE_P(Senders, WriteDispatcherTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Coalescing" : "Direct"; });
+
+TEST_P(WriteDispatcherTest, EveryShardStoredWhenAllOwnersAnswer) {
   FakeWorker a("a"), b("b");
   ClusterMap map(4);
   map.UpsertWorker("a", a.address());
@@ -182,7 +193,7 @@ TEST_F(WriteDispatcherTest, EveryShardStoredWhenAllOwnersAnswer) {
   EXPECT_EQ(a.last_content_type(), "application/x-protobuf");
 }
 
-TEST_F(WriteDispatcherTest, DeadWorkerFailsOnlyItsShards) {
+TEST_P(WriteDispatcherTest, DeadWorkerFailsOnlyItsShards) {
   FakeWorker live("live");
   WriteSummary summary = Dispatch(LiveAndDead(live.address()), FourCommands());
   EXPECT_FALSE(summary.all_ok());
@@ -202,7 +213,7 @@ TEST_F(WriteDispatcherTest, DeadWorkerFailsOnlyItsShards) {
   EXPECT_EQ(summary.stored_points, 1u + 3u);
 }
 
-TEST_F(WriteDispatcherTest, FailureStatusSaysWhatWasStoredAndWhatFailed) {
+TEST_P(WriteDispatcherTest, FailureStatusSaysWhatWasStoredAndWhatFailed) {
   FakeWorker live("live");
   WriteSummary summary = Dispatch(LiveAndDead(live.address()), FourCommands());
   Status s = summary.FailureStatus("client-key-9");
@@ -224,7 +235,7 @@ TEST_F(WriteDispatcherTest, FailureStatusSaysWhatWasStoredAndWhatFailed) {
   EXPECT_EQ(d.at("retry_after"), "1s");
 }
 
-TEST_F(WriteDispatcherTest, OnlyShardsWithCommandsAreReported) {
+TEST_P(WriteDispatcherTest, OnlyShardsWithCommandsAreReported) {
   FakeWorker live("live");
   std::map<uint32_t, ShardCommand> cmds;
   cmds[2] = Cmd(2, 5);
@@ -235,7 +246,7 @@ TEST_F(WriteDispatcherTest, OnlyShardsWithCommandsAreReported) {
   EXPECT_EQ(summary.stored_points, 5u);
 }
 
-TEST_F(WriteDispatcherTest, NoCommandsIsAnEmptySuccess) {
+TEST_P(WriteDispatcherTest, NoCommandsIsAnEmptySuccess) {
   FakeWorker live("live");
   WriteSummary summary = Dispatch(LiveAndDead(live.address()), {});
   EXPECT_TRUE(summary.shards.empty());
@@ -243,7 +254,7 @@ TEST_F(WriteDispatcherTest, NoCommandsIsAnEmptySuccess) {
   EXPECT_EQ(live.requests(), 0);
 }
 
-TEST_F(WriteDispatcherTest, WorkerReportedShardFailureKeepsItsReason) {
+TEST_P(WriteDispatcherTest, WorkerReportedShardFailureKeepsItsReason) {
   FakeWorker live("live");
   live.set_reply([](const ShardWriteRequest& req) {
     ShardWriteResponse resp;
@@ -273,7 +284,7 @@ TEST_F(WriteDispatcherTest, WorkerReportedShardFailureKeepsItsReason) {
   EXPECT_EQ(summary.FailureStatus("k").details().at("failed_shards")[0].at("reason"), "disk full");
 }
 
-TEST_F(WriteDispatcherTest, DuplicateCountsAsStored) {
+TEST_P(WriteDispatcherTest, DuplicateCountsAsStored) {
   FakeWorker live("live");
   live.set_reply([](const ShardWriteRequest& req) {
     ShardWriteResponse resp;
@@ -299,7 +310,7 @@ TEST_F(WriteDispatcherTest, DuplicateCountsAsStored) {
   EXPECT_EQ(summary.stored_points, 7u);
 }
 
-TEST_F(WriteDispatcherTest, NonOkHttpStatusFailsTheWorkersShards) {
+TEST_P(WriteDispatcherTest, NonOkHttpStatusFailsTheWorkersShards) {
   FakeWorker live("live");
   live.set_reply([](const ShardWriteRequest&) { return HttpResponse::Json(500, "{\"error\":true}"); });
   WriteSummary summary = Dispatch(LiveAndDead(live.address()), FourCommands());
@@ -311,7 +322,7 @@ TEST_F(WriteDispatcherTest, NonOkHttpStatusFailsTheWorkersShards) {
   EXPECT_EQ(summary.stored_points, 0u);
 }
 
-TEST_F(WriteDispatcherTest, UnparsableReplyFailsTheWorkersShards) {
+TEST_P(WriteDispatcherTest, UnparsableReplyFailsTheWorkersShards) {
   FakeWorker live("live");
   live.set_reply([](const ShardWriteRequest&) {
     HttpResponse r;
@@ -324,7 +335,7 @@ TEST_F(WriteDispatcherTest, UnparsableReplyFailsTheWorkersShards) {
   EXPECT_FALSE(summary.shards[0].error.ok());
 }
 
-TEST_F(WriteDispatcherTest, WorkerOmittingAShardResultMarksItFailedWithAReason) {
+TEST_P(WriteDispatcherTest, WorkerOmittingAShardResultMarksItFailedWithAReason) {
   // BUG src/cluster/write_dispatcher.cc:105-110: when a worker answers 200 with a
   // valid ShardWriteResponse that lacks a result for one of the shards it was
   // sent (e.g. an empty body, which parses as an empty response), that shard
@@ -338,7 +349,7 @@ TEST_F(WriteDispatcherTest, WorkerOmittingAShardResultMarksItFailedWithAReason) 
   EXPECT_NE(summary.FailureStatus("k").details().at("failed_shards")[0].at("reason"), "");
 }
 
-TEST_F(WriteDispatcherTest, SlowWorkerTimesOut) {
+TEST_P(WriteDispatcherTest, SlowWorkerTimesOut) {
   FakeWorker live("live");
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
@@ -349,9 +360,9 @@ TEST_F(WriteDispatcherTest, SlowWorkerTimesOut) {
   // A single I/O thread: with several, HttpClient sometimes reports a timeout as
   // kUnavailable (see HttpServerClient.TimeoutIsReportedAsTimeoutWithSeveralIoThreads).
   HttpClient client;
+  auto sender = MakeSender(GetParam(), client);
   auto start = std::chrono::steady_clock::now();
-  WriteSummary summary =
-      DispatchWrites(LiveAndDead(live.address()), FourCommands(), client, 300ms, "control-1", "", nullptr);
+  WriteSummary summary = DispatchWrites(LiveAndDead(live.address()), FourCommands(), *sender, 300ms, "control-1", nullptr);
   auto elapsed = std::chrono::steady_clock::now() - start;
   release.set_value();
   EXPECT_LT(elapsed, 3s);
@@ -360,7 +371,7 @@ TEST_F(WriteDispatcherTest, SlowWorkerTimesOut) {
   EXPECT_EQ(summary.shards[1].error.code(), Code::kUnavailable);
 }
 
-TEST_F(WriteDispatcherTest, WorkersAreCalledInParallel) {
+TEST_P(WriteDispatcherTest, WorkersAreCalledInParallel) {
   // Each worker's handler waits until both workers have a request: a sequential
   // dispatcher would leave the first one waiting for the second.
   std::mutex mu;
@@ -393,7 +404,7 @@ TEST_F(WriteDispatcherTest, WorkersAreCalledInParallel) {
   EXPECT_EQ(saw_both.load(), 2);
 }
 
-TEST_F(WriteDispatcherTest, ShardsWithoutOwnerFailBeforeAssignment) {
+TEST_P(WriteDispatcherTest, ShardsWithoutOwnerFailBeforeAssignment) {
   FakeWorker live("live");
   ClusterMap map(4);
   map.UpsertWorker("live", live.address());  // not assigned yet
@@ -408,7 +419,7 @@ TEST_F(WriteDispatcherTest, ShardsWithoutOwnerFailBeforeAssignment) {
   EXPECT_EQ(summary.FailureStatus("k").details().at("failed_shards").size(), 4u);
 }
 
-TEST_F(WriteDispatcherTest, OwnShardsAreAppliedLocally) {
+TEST_P(WriteDispatcherTest, OwnShardsAreAppliedLocally) {
   FakeWorker other("other");
   ClusterMap map(4);
   map.UpsertWorker("self", kDeadAddress);  // must never be called over HTTP
@@ -433,7 +444,7 @@ TEST_F(WriteDispatcherTest, OwnShardsAreAppliedLocally) {
   EXPECT_EQ(summary.shards[0].worker_id, "self");
 }
 
-TEST_F(WriteDispatcherTest, LocalApplyFailureIsReported) {
+TEST_P(WriteDispatcherTest, LocalApplyFailureIsReported) {
   ClusterMap map(2);
   map.UpsertWorker("self", kDeadAddress);
   map.AssignRoundRobin();
@@ -455,7 +466,7 @@ TEST_F(WriteDispatcherTest, LocalApplyFailureIsReported) {
   EXPECT_EQ(summary.stored_points, 2u);
 }
 
-TEST_F(WriteDispatcherTest, SelfWithoutLocalApplyGoesOverHttp) {
+TEST_P(WriteDispatcherTest, SelfWithoutLocalApplyGoesOverHttp) {
   FakeWorker self("self");
   ClusterMap map(2);
   map.UpsertWorker("self", self.address());
@@ -468,7 +479,7 @@ TEST_F(WriteDispatcherTest, SelfWithoutLocalApplyGoesOverHttp) {
   EXPECT_EQ(self.requests(), 1);
 }
 
-TEST_F(WriteDispatcherTest, HintNamingAWorkerKnownDownIsNotFollowed) {
+TEST_P(WriteDispatcherTest, HintNamingAWorkerKnownDownIsNotFollowed) {
   // a follower still names b, the leader that was just cut off; b would only
   // answer after 2 s (as a connect to a cut host would time out). The health
   // checks already call b down, so the write goes to c, the next healthy replica.
@@ -498,13 +509,166 @@ TEST_F(WriteDispatcherTest, HintNamingAWorkerKnownDownIsNotFollowed) {
   cmds[0] = Cmd(0, 5);
   const auto start = std::chrono::steady_clock::now();
   WriteSummary summary = DispatchWrites(
-      map, std::move(cmds), client_, 3s, "control-1", "", nullptr,
+      map, std::move(cmds), *sender_, 3s, "control-1", nullptr,
       [&](uint32_t) { return map.FindWorker("a"); }, nullptr,
       [](const WorkerInfo& w) { return w.id != "b"; });
   ASSERT_TRUE(summary.all_ok()) << summary.FailureStatus("").ToString();
   EXPECT_EQ(summary.shards[0].worker_id, "c");
   EXPECT_EQ(b.requests(), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);
+}
+
+// CoalescingWriteSender on its own: calls made while a request to the same
+// worker is in flight go out together, and each call gets exactly its results.
+ShardWriteRequest Request(std::vector<ShardCommand> cmds) {
+  ShardWriteRequest req;
+  for (auto& c : cmds) *req.add_commands() = std::move(c);
+  return req;
+}
+
+// Holds every request until `release`; counts the commands of each request.
+struct GatedWorker {
+  FakeWorker worker{"w"};
+  std::promise<void> gate;
+  std::shared_future<void> open = gate.get_future().share();
+  std::mutex mu;
+  std::vector<int> commands_per_request;
+  GatedWorker() {
+    worker.set_reply([this](const ShardWriteRequest& req) {
+      open.wait_for(10s);
+      ShardWriteResponse resp;
+      resp.set_node_id("w");
+      for (const auto& cmd : req.commands()) {
+        auto* r = resp.add_results();
+        r->set_shard(cmd.shard());
+        r->set_ok(true);
+        r->set_stored(PointCount(cmd));
+        // Which call the result belongs to, for the test to check the split.
+        r->set_error(cmd.idempotency_key());
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      commands_per_request.push_back(req.commands_size());
+      return FakeWorker::Proto(resp);
+    });
+  }
+};
+
+bool WaitFor(const std::function<bool()>& done) {
+  for (int i = 0; i < 500 && !done(); ++i) std::this_thread::sleep_for(10ms);
+  return done();
+}
+
+TEST(CoalescingWriteSender, MergesCallsMadeWhileARequestIsInFlight) {
+  GatedWorker gated;
+  HttpClient client;
+  CoalescingWriteSender sender(client, "", /*max_in_flight=*/1);
+  auto first = sender.Send(gated.worker.address(), Request({Cmd(0, 1, "a")}), 5s);
+  ASSERT_TRUE(WaitFor([&] { return gated.worker.requests() == 1; }));
+  // While "a" is held: three more calls, two of them for the same shard.
+  auto b = sender.Send(gated.worker.address(), Request({Cmd(1, 2, "b"), Cmd(2, 3, "b")}), 5s);
+  auto c = sender.Send(gated.worker.address(), Request({Cmd(1, 4, "c")}), 5s);
+  auto d = sender.Send(gated.worker.address(), Request({Cmd(3, 5, "d")}), 5s);
+  gated.gate.set_value();
+  auto check = [](std::future<Result<ShardWriteResponse>>& f, const std::string& key,
+                  std::vector<std::pair<uint32_t, uint64_t>> want) {
+    auto r = f.get();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->results_size(), static_cast<int>(want.size())) << key;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(r->results(i).shard(), want[i].first) << key;
+      EXPECT_EQ(r->results(i).stored(), want[i].second) << key;
+      EXPECT_EQ(r->results(i).error(), key);
+    }
+  };
+  check(first, "a", {{0, 1}});
+  check(b, "b", {{1, 2}, {2, 3}});
+  check(c, "c", {{1, 4}});
+  check(d, "d", {{3, 5}});
+  EXPECT_EQ(gated.worker.requests(), 2);
+  std::lock_guard<std::mutex> lock(gated.mu);
+  EXPECT_EQ(gated.commands_per_request, (std::vector<int>{1, 4}));
+}
+
+TEST(CoalescingWriteSender, MergedRequestsStayUnderThePointCap) {
+  GatedWorker gated;
+  HttpClient client;
+  CoalescingWriteSender sender(client, "", /*max_in_flight=*/1, /*max_points=*/5);
+  auto first = sender.Send(gated.worker.address(), Request({Cmd(0, 1, "a")}), 5s);
+  ASSERT_TRUE(WaitFor([&] { return gated.worker.requests() == 1; }));
+  std::vector<std::future<Result<ShardWriteResponse>>> rest;
+  for (int i = 0; i < 4; ++i) rest.push_back(sender.Send(gated.worker.address(), Request({Cmd(1, 3, "x")}), 5s));
+  gated.gate.set_value();
+  EXPECT_TRUE(first.get().ok());
+  for (auto& f : rest) EXPECT_TRUE(f.get().ok());
+  std::lock_guard<std::mutex> lock(gated.mu);
+  // 3 + 3 points would pass the cap of 5: one queued call per request.
+  EXPECT_EQ(gated.commands_per_request, (std::vector<int>{1, 1, 1, 1, 1}));
+}
+
+TEST(CoalescingWriteSender, AFailedMergedRequestFailsEveryCallInIt) {
+  GatedWorker gated;
+  HttpClient client;
+  CoalescingWriteSender sender(client, "", 1);
+  auto first = sender.Send(gated.worker.address(), Request({Cmd(0, 1, "a")}), 5s);
+  ASSERT_TRUE(WaitFor([&] { return gated.worker.requests() == 1; }));
+  auto b = sender.Send(gated.worker.address(), Request({Cmd(1, 2, "b")}), 5s);
+  auto c = sender.Send(gated.worker.address(), Request({Cmd(2, 2, "c")}), 5s);
+  // The merged request is answered with one result too few: neither call may
+  // take another's result.
+  gated.worker.set_reply([](const ShardWriteRequest& req) {
+    ShardWriteResponse resp;
+    auto* r = resp.add_results();
+    r->set_shard(req.commands(0).shard());
+    r->set_ok(true);
+    return FakeWorker::Proto(resp);
+  });
+  gated.gate.set_value();
+  EXPECT_TRUE(first.get().ok());
+  auto rb = b.get(), rc = c.get();
+  ASSERT_FALSE(rb.ok());
+  ASSERT_FALSE(rc.ok());
+  EXPECT_EQ(rb.status().code(), Code::kUnavailable);
+  EXPECT_NE(rb.status().message().find("1 results for 2 commands"), std::string::npos) << rb.status().ToString();
+}
+
+TEST(CoalescingWriteSender, UnreachableWorkerFailsEveryCall) {
+  HttpClient client;
+  CoalescingWriteSender sender(client, "", 1);
+  std::vector<std::future<Result<ShardWriteResponse>>> calls;
+  for (int i = 0; i < 5; ++i) calls.push_back(sender.Send(kDeadAddress, Request({Cmd(0, 1, "k")}), 2s));
+  for (auto& f : calls) {
+    auto r = f.get();
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
+  }
+}
+
+TEST(CoalescingWriteSender, ManyConcurrentDispatchesEachGetTheirOwnOutcome) {
+  // 16 clients × 20 writes over 4 shards on 2 workers: every write reports
+  // exactly its own points, and fewer requests than writes reach the workers.
+  FakeWorker a("a"), b("b");
+  ClusterMap map(4);
+  map.UpsertWorker("a", a.address());
+  map.UpsertWorker("b", b.address());
+  map.AssignRoundRobin();
+  HttpClient client;
+  CoalescingWriteSender sender(client, "", 1);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 16; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        std::map<uint32_t, ShardCommand> cmds;
+        const int n = 1 + t + i;  // a different size per write
+        for (uint32_t s = 0; s < 4; ++s) cmds[s] = Cmd(s, n + static_cast<int>(s), "k" + std::to_string(t));
+        WriteSummary summary = DispatchWrites(map, std::move(cmds), sender, 5s, "control-1", nullptr);
+        if (!summary.all_ok() || summary.stored_points != static_cast<uint64_t>(4 * n + 6)) ++wrong;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_LT(a.requests() + b.requests(), 2 * 16 * 20);
 }
 
 TEST(AutoIdempotencyKey, UniquePerCallAndNamesTheNode) {
