@@ -6,6 +6,8 @@
 #include "src/common/time_util.h"
 
 #include <gtest/gtest.h>
+
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include <limits>
@@ -87,6 +89,33 @@ TEST(PointParser, JsonArrayIsABatchInOrder) {
   EXPECT_EQ(Points(r)[0].partition_key, "a");
   EXPECT_EQ(Points(r)[1].partition_key, "b");
   EXPECT_EQ(Points(r)[2].value, 3);
+}
+
+TEST(PointParser, ReusedParseBuffersNeverLeakAnEarlierBody) {
+  // Parsers and input buffers are reused across requests: a short body after a
+  // long one must not see the long one's bytes, on any thread, nor a truncated
+  // one parse as valid.
+  std::string big = "[";
+  for (int i = 0; i < 2000; ++i) big += std::string(i ? "," : "") + R"({"partition_key":"k)" + std::to_string(i) + R"(","value":)" + std::to_string(i) + "}";
+  big += "]";
+  auto check = [&] {
+    for (int round = 0; round < 20; ++round) {
+      auto a = Json(big);
+      ASSERT_TRUE(a.ok()) << a.status().ToString();
+      ASSERT_EQ(a->PointCount(), 2000u);
+      auto b = Json(R"({"partition_key":"x","value":7})");
+      ASSERT_TRUE(b.ok()) << b.status().ToString();
+      ASSERT_EQ(Points(b).size(), 1u);
+      EXPECT_EQ(Points(b)[0].value, 7);
+      EXPECT_FALSE(Json(big.substr(0, big.size() / 2)).ok());
+      auto c = Ndjson("{\"partition_key\":\"y\",\"value\":1}\n{\"partition_key\":\"z\",\"value\":2}\n");
+      ASSERT_TRUE(c.ok()) << c.status().ToString();
+      EXPECT_EQ(c->PointCount(), 2u);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) threads.emplace_back(check);
+  for (auto& t : threads) t.join();
 }
 
 TEST(PointParser, PointsWrapperObjectIsABatch) {
