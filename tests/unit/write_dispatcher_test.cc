@@ -152,6 +152,15 @@ std::unique_ptr<WriteSender> MakeSender(bool coalescing, HttpClient& client) {
   return std::make_unique<DirectWriteSender>(client, "");
 }
 
+// Four shards, round-robin over workers "a" and "b".
+ClusterMap FourShardsOn(const FakeWorker& a, const FakeWorker& b) {
+  ClusterMap map(4);
+  map.UpsertWorker("a", a.address());
+  map.UpsertWorker("b", b.address());
+  map.AssignRoundRobin();
+  return map;
+}
+
 class WriteDispatcherTest : public ::testing::TestWithParam<bool> {
  protected:
   WriteSummary Dispatch(const ClusterMap& map, std::map<uint32_t, ShardCommand> cmds,
@@ -168,10 +177,7 @@ INSTANTIATE_TEST_SUITE_P(Senders, WriteDispatcherTest, ::testing::Bool(),
 
 TEST_P(WriteDispatcherTest, EveryShardStoredWhenAllOwnersAnswer) {
   FakeWorker a("a"), b("b");
-  ClusterMap map(4);
-  map.UpsertWorker("a", a.address());
-  map.UpsertWorker("b", b.address());
-  map.AssignRoundRobin();
+  ClusterMap map = FourShardsOn(a, b);
   WriteSummary summary = Dispatch(map, FourCommands());
   EXPECT_TRUE(summary.all_ok());
   EXPECT_EQ(summary.total_points, 10u);
@@ -395,10 +401,7 @@ TEST_P(WriteDispatcherTest, WorkersAreCalledInParallel) {
   FakeWorker a("a"), b("b");
   a.set_reply(barrier);
   b.set_reply(barrier);
-  ClusterMap map(4);
-  map.UpsertWorker("a", a.address());
-  map.UpsertWorker("b", b.address());
-  map.AssignRoundRobin();
+  ClusterMap map = FourShardsOn(a, b);
   WriteSummary summary = Dispatch(map, FourCommands(), "control-1", nullptr, 5s);
   EXPECT_TRUE(summary.all_ok());
   EXPECT_EQ(saw_both.load(), 2);
@@ -647,10 +650,7 @@ TEST(CoalescingWriteSender, ManyConcurrentDispatchesEachGetTheirOwnOutcome) {
   // 16 clients × 20 writes over 4 shards on 2 workers: every write reports
   // exactly its own points, and fewer requests than writes reach the workers.
   FakeWorker a("a"), b("b");
-  ClusterMap map(4);
-  map.UpsertWorker("a", a.address());
-  map.UpsertWorker("b", b.address());
-  map.AssignRoundRobin();
+  ClusterMap map = FourShardsOn(a, b);
   HttpClient client;
   CoalescingWriteSender sender(client, "", 1);
   std::atomic<int> wrong{0};
