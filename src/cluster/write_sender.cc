@@ -11,6 +11,10 @@ namespace rm {
 
 namespace pb = raftmetrics::v1;
 
+namespace {
+constexpr std::chrono::milliseconds kDeadlineSlack{250};
+}  // namespace
+
 DirectWriteSender::DirectWriteSender(HttpClient& client, std::string cluster_secret)
     : client_(client), cluster_secret_(std::move(cluster_secret)) {}
 
@@ -100,7 +104,15 @@ void CoalescingWriteSender::Drain(const std::string& address, Lane& lane, std::u
   while (!lane.stopping && lane.in_flight < max_in_flight_ && !lane.queue.empty()) {
     std::vector<std::shared_ptr<Call>> batch;
     uint64_t points = 0;
-    while (!lane.queue.empty() && (batch.empty() || points + lane.queue.front()->points <= max_points_)) {
+    // Merged calls share the earliest deadline of the batch, so only calls whose
+    // deadlines are close go together: a retry with little time left must not cut
+    // short the fresh inserts queued with it (it goes in a request of its own).
+    auto fits = [&](const Call& call) {
+      return points + call.points <= max_points_ &&
+             call.deadline - batch.front()->deadline < kDeadlineSlack &&
+             batch.front()->deadline - call.deadline < kDeadlineSlack;
+    };
+    while (!lane.queue.empty() && (batch.empty() || fits(*lane.queue.front()))) {
       points += lane.queue.front()->points;
       batch.push_back(std::move(lane.queue.front()));
       lane.queue.pop_front();

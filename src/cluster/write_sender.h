@@ -52,6 +52,8 @@ class CoalescingWriteSender : public WriteSender {
  public:
   // At most `max_in_flight` requests per worker; calls made meanwhile wait and
   // go out together (up to `max_points` points per request) when one returns.
+  // Only calls with deadlines within 250 ms of each other are merged (a merged
+  // request is bounded by the earliest of them).
   CoalescingWriteSender(HttpClient& client, std::string cluster_secret, size_t max_in_flight = 1,
                         size_t max_points = 1'000'000);
   ~CoalescingWriteSender() override;

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -606,6 +607,31 @@ TEST(CoalescingWriteSender, MergedRequestsStayUnderThePointCap) {
   std::lock_guard<std::mutex> lock(gated.mu);
   // 3 + 3 points would pass the cap of 5: one queued call per request.
   EXPECT_EQ(gated.commands_per_request, (std::vector<int>{1, 1, 1, 1, 1}));
+}
+
+TEST(CoalescingWriteSender, ACallWithLittleTimeLeftDoesNotShortenTheOthers) {
+  GatedWorker gated;
+  HttpClient client;
+  CoalescingWriteSender sender(client, "", 1);
+  auto first = sender.Send(gated.worker.address(), Request({Cmd(0, 1, "a")}), 5s);
+  ASSERT_TRUE(WaitFor([&] { return gated.worker.requests() == 1; }));
+  // A dispatcher's last retry (200 ms left), then two fresh inserts.
+  auto retry = sender.Send(gated.worker.address(), Request({Cmd(1, 1, "r")}), 200ms);
+  auto b = sender.Send(gated.worker.address(), Request({Cmd(2, 2, "b")}), 5s);
+  auto c = sender.Send(gated.worker.address(), Request({Cmd(3, 3, "c")}), 5s);
+  std::this_thread::sleep_for(400ms);  // the retry's deadline passes while it waits
+  gated.gate.set_value();
+  EXPECT_TRUE(first.get().ok());
+  (void)retry.get();  // may fail: its time was up
+  auto rb = b.get(), rc = c.get();
+  EXPECT_TRUE(rb.ok()) << rb.status().ToString();
+  EXPECT_TRUE(rc.ok()) << rc.status().ToString();
+  std::lock_guard<std::mutex> lock(gated.mu);
+  // b and c went together, without the retry (whose request, if it left at all,
+  // may reach the worker in either order).
+  const auto& sizes = gated.commands_per_request;
+  EXPECT_NE(std::find(sizes.begin(), sizes.end(), 2), sizes.end());
+  EXPECT_EQ(std::find(sizes.begin(), sizes.end(), 3), sizes.end());
 }
 
 TEST(CoalescingWriteSender, AFailedMergedRequestFailsEveryCallInIt) {
