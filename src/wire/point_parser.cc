@@ -268,8 +268,8 @@ class JsonScratch {
  public:
   static constexpr size_t kKeepJsonBytes = size_t{8} << 20;
 
-  // `text` copied into the reused buffer, followed by simdjson's padding.
-  std::string_view Padded(std::string_view text) {
+  // Parses `text` from a copy in the reused buffer, followed by simdjson's padding.
+  simdjson::error_code Parse(std::string_view text, simdjson::dom::element& out) {
     const size_t need = text.size() + simdjson::SIMDJSON_PADDING;
     if (need > capacity_) {
       buffer_ = std::make_unique_for_overwrite<char[]>(need);
@@ -277,11 +277,7 @@ class JsonScratch {
     }
     std::memcpy(buffer_.get(), text.data(), text.size());
     std::memset(buffer_.get() + text.size(), 0, simdjson::SIMDJSON_PADDING);
-    return {buffer_.get(), text.size()};
-  }
-  simdjson::error_code Parse(std::string_view text, simdjson::dom::element& out) {
-    std::string_view padded = Padded(text);
-    return parser_.parse(padded.data(), padded.size(), false).get(out);
+    return parser_.parse(buffer_.get(), text.size(), false).get(out);
   }
   // After the parsed elements are no longer used.
   void Trim() {

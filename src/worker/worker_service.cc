@@ -637,9 +637,13 @@ HttpResponse WorkerService::HandleInternalWrite(HttpRequest& req) {
   // together, in one transaction; a replicated shard proposes each as its entry.
   auto map = CurrentMap();
   const bool replicated = map && map->replication_factor() >= 2;
-  std::map<uint32_t, std::vector<int>> by_shard;  // shard -> positions in the request
-  for (int i = 0; i < request.commands_size(); ++i) {
-    by_shard[replicated ? static_cast<uint32_t>(i) : request.commands(i).shard()].push_back(i);
+  std::vector<std::vector<int>> groups;  // positions in the request, applied together
+  if (replicated) {
+    for (int i = 0; i < request.commands_size(); ++i) groups.push_back({i});
+  } else {
+    std::map<uint32_t, std::vector<int>> by_shard;
+    for (int i = 0; i < request.commands_size(); ++i) by_shard[request.commands(i).shard()].push_back(i);
+    for (auto& [_, positions] : by_shard) groups.push_back(std::move(positions));
   }
   std::vector<pb::ShardWriteResult> results(request.commands_size());
   auto apply = [&](const std::vector<int>& positions) {
@@ -653,8 +657,8 @@ HttpResponse WorkerService::HandleInternalWrite(HttpRequest& req) {
     for (size_t k = 0; k < positions.size(); ++k) results[positions[k]] = std::move(applied[k]);
   };
   std::vector<std::future<void>> running;
-  for (const auto& [_, positions] : by_shard) {
-    if (by_shard.size() == 1) {
+  for (const auto& positions : groups) {
+    if (groups.size() == 1) {
       apply(positions);
     } else {
       running.push_back(tasks_.Submit([&apply, &positions] { apply(positions); }));

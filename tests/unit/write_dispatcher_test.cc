@@ -562,12 +562,24 @@ bool WaitFor(const std::function<bool()>& done) {
   return done();
 }
 
-TEST(CoalescingWriteSender, MergesCallsMadeWhileARequestIsInFlight) {
+// A gated worker and a client for the sender under test.
+class CoalescingWriteSenderTest : public ::testing::Test {
+ protected:
+  // Sends call "a" (shard 0, 1 point) and waits until the worker holds it:
+  // calls made after this queue behind it. An invalid future if it never arrived.
+  std::future<Result<ShardWriteResponse>> HoldFirstRequest(CoalescingWriteSender& sender) {
+    auto first = sender.Send(gated.worker.address(), Request({Cmd(0, 1, "a")}), 5s);
+    if (!WaitFor([&] { return gated.worker.requests() == 1; })) return {};
+    return first;
+  }
   GatedWorker gated;
   HttpClient client;
+};
+
+TEST_F(CoalescingWriteSenderTest, MergesCallsMadeWhileARequestIsInFlight) {
   CoalescingWriteSender sender(client, "", /*max_in_flight=*/1);
-  auto first = sender.Send(gated.worker.address(), Request({Cmd(0, 1, "a")}), 5s);
-  ASSERT_TRUE(WaitFor([&] { return gated.worker.requests() == 1; }));
+  auto first = HoldFirstRequest(sender);
+  ASSERT_TRUE(first.valid());
   // While "a" is held: three more calls, two of them for the same shard.
   auto b = sender.Send(gated.worker.address(), Request({Cmd(1, 2, "b"), Cmd(2, 3, "b")}), 5s);
   auto c = sender.Send(gated.worker.address(), Request({Cmd(1, 4, "c")}), 5s);
@@ -593,12 +605,10 @@ TEST(CoalescingWriteSender, MergesCallsMadeWhileARequestIsInFlight) {
   EXPECT_EQ(gated.commands_per_request, (std::vector<int>{1, 4}));
 }
 
-TEST(CoalescingWriteSender, MergedRequestsStayUnderThePointCap) {
-  GatedWorker gated;
-  HttpClient client;
+TEST_F(CoalescingWriteSenderTest, MergedRequestsStayUnderThePointCap) {
   CoalescingWriteSender sender(client, "", /*max_in_flight=*/1, /*max_points=*/5);
-  auto first = sender.Send(gated.worker.address(), Request({Cmd(0, 1, "a")}), 5s);
-  ASSERT_TRUE(WaitFor([&] { return gated.worker.requests() == 1; }));
+  auto first = HoldFirstRequest(sender);
+  ASSERT_TRUE(first.valid());
   std::vector<std::future<Result<ShardWriteResponse>>> rest;
   for (int i = 0; i < 4; ++i) rest.push_back(sender.Send(gated.worker.address(), Request({Cmd(1, 3, "x")}), 5s));
   gated.gate.set_value();
@@ -609,12 +619,10 @@ TEST(CoalescingWriteSender, MergedRequestsStayUnderThePointCap) {
   EXPECT_EQ(gated.commands_per_request, (std::vector<int>{1, 1, 1, 1, 1}));
 }
 
-TEST(CoalescingWriteSender, ACallWithLittleTimeLeftDoesNotShortenTheOthers) {
-  GatedWorker gated;
-  HttpClient client;
+TEST_F(CoalescingWriteSenderTest, ACallWithLittleTimeLeftDoesNotShortenTheOthers) {
   CoalescingWriteSender sender(client, "", 1);
-  auto first = sender.Send(gated.worker.address(), Request({Cmd(0, 1, "a")}), 5s);
-  ASSERT_TRUE(WaitFor([&] { return gated.worker.requests() == 1; }));
+  auto first = HoldFirstRequest(sender);
+  ASSERT_TRUE(first.valid());
   // A dispatcher's last retry (200 ms left), then two fresh inserts.
   auto retry = sender.Send(gated.worker.address(), Request({Cmd(1, 1, "r")}), 200ms);
   auto b = sender.Send(gated.worker.address(), Request({Cmd(2, 2, "b")}), 5s);
@@ -634,12 +642,10 @@ TEST(CoalescingWriteSender, ACallWithLittleTimeLeftDoesNotShortenTheOthers) {
   EXPECT_EQ(std::find(sizes.begin(), sizes.end(), 3), sizes.end());
 }
 
-TEST(CoalescingWriteSender, AFailedMergedRequestFailsEveryCallInIt) {
-  GatedWorker gated;
-  HttpClient client;
+TEST_F(CoalescingWriteSenderTest, AFailedMergedRequestFailsEveryCallInIt) {
   CoalescingWriteSender sender(client, "", 1);
-  auto first = sender.Send(gated.worker.address(), Request({Cmd(0, 1, "a")}), 5s);
-  ASSERT_TRUE(WaitFor([&] { return gated.worker.requests() == 1; }));
+  auto first = HoldFirstRequest(sender);
+  ASSERT_TRUE(first.valid());
   auto b = sender.Send(gated.worker.address(), Request({Cmd(1, 2, "b")}), 5s);
   auto c = sender.Send(gated.worker.address(), Request({Cmd(2, 2, "c")}), 5s);
   // The merged request is answered with one result too few: neither call may
