@@ -31,6 +31,7 @@ Status WriteSummary::FailureStatus(const std::string& idempotency_key) const {
     } else {
       failed.push_back({{"shard", s.shard}, {"worker_node", s.worker_id}, {"points", s.points},
                         {"reason", s.error.message()}});
+      if (!s.attempts.empty()) failed.back()["attempts"] = s.attempts;
       all_full &= s.error.code() == Code::kStorageFull;
       any_raft |= s.error.code() == Code::kRaft || (replication_factor > 1 && s.error_code == "UNREACHABLE");
       term = std::max(term, s.term);
@@ -71,6 +72,17 @@ Status WriteSummary::FailureStatus(const std::string& idempotency_key) const {
   }
   return Status(Code::kUnavailable, "Some shards could not store the write; retry with the same Idempotency-Key",
                 std::move(details));
+}
+
+std::string WriteSummary::DescribeFailures() const {
+  std::string out;
+  for (const auto& s : shards) {
+    if (s.ok) continue;
+    out += (out.empty() ? "" : " | ") + ("shard " + std::to_string(s.shard)) + " at " + s.worker_id + ": " +
+           s.error.ToString();
+    if (!s.attempts.empty()) out += " (tried " + s.attempts + ")";
+  }
+  return out;
 }
 
 std::string AutoIdempotencyKey(const std::string& node_id) {
@@ -173,9 +185,13 @@ WriteSummary DispatchWrites(const ClusterMap& map,
     std::map<uint32_t, const WorkerInfo*> next;
     bool pause = false;
     for (const auto& [shard, to] : target) {
-      const auto& o = summary.shards[index[shard]];
+      auto& o = summary.shards[index[shard]];
       if (o.ok) continue;
       auto h = hint.find(shard);
+      if (o.attempts.size() < 1024) {
+        o.attempts += (o.attempts.empty() ? "" : "; ") + to->id + " " + (o.error_code.empty() ? "FAILED" : o.error_code);
+        if (h != hint.end()) o.attempts += " -> " + h->second;
+      }
       auto up = [&](const WorkerInfo* w) { return !healthy || healthy(*w); };
       if (o.error_code == "NOT_LEADER" && h != hint.end() && h->second != to->id) {
         if (const WorkerInfo* leader = map.FindWorker(h->second); leader && up(leader)) {

@@ -29,6 +29,9 @@ struct ShardWriteOutcome {
   Status error;            // when !ok
   std::string error_code;  // the worker's code when !ok (NOT_LEADER, RAFT_ERROR, ...)
   uint64_t term = 0;       // RAFT_ERROR: the group's term
+  // The failed attempts, in order ("worker-1 NOT_LEADER -> worker-2; ..."):
+  // why a write that gave up did, for the log. Empty when the first try worked.
+  std::string attempts;
 };
 
 struct WriteSummary {
@@ -44,6 +47,8 @@ struct WriteSummary {
   bool all_ok() const;
   // 503 in the seed's error shape saying what was stored and what failed.
   Status FailureStatus(const std::string& idempotency_key) const;
+  // One line for the log: each failed shard, its last error and the attempts.
+  std::string DescribeFailures() const;
 };
 
 using LocalApply = std::function<raftmetrics::v1::ShardWriteResult(const raftmetrics::v1::ShardCommand&)>;

@@ -211,6 +211,7 @@ HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect
                                     : std::min<int64_t>(summary.available_nodes, view.healthy_replicas);
       summary.known_term = std::max(summary.known_term, view.term);
     }
+    spdlog::warn("write not stored on every shard: {}", summary.DescribeFailures());
     return ErrorResponse(summary.FailureStatus(client_key.empty() ? "" : client_key));
   }
   uint64_t fresh = 0;  // a retried key's points were counted the first time

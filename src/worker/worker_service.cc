@@ -413,6 +413,7 @@ HttpResponse WorkerService::HandleInsert(HttpRequest& req) {
       raft::ShardReplica* replica = !o.ok && replicas_ ? replicas_->Find(o.shard) : nullptr;
       if (replica) summary.known_term = std::max(summary.known_term, replica->GetStatus().term);
     }
+    spdlog::warn("write not stored on every shard: {}", summary.DescribeFailures());
     return ErrorResponse(summary.FailureStatus(key));
   }
   nlohmann::json body = {{"success", true}, {"storage_size", FormatBytes(shards_.DiskBytes())}};
