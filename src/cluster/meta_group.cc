@@ -69,6 +69,7 @@ Status MetaGroup::Start() {
   o.address = self_raft_address_;
   o.network = network_.get();
   o.group_id = 0;
+  o.name = "meta group";
   o.dir = dir_;
   o.snapshot_threshold = 256;  // the map is small: keep the log short
   o.snapshot_trailing = 64;

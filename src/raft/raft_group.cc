@@ -1,5 +1,6 @@
 #include "src/raft/raft_group.h"
 
+#include "src/raft/election_log.h"
 #include "src/raft/fsm_binding.h"
 #include "src/raft/raft_c.h"
 #include "src/raft/raft_network.h"
@@ -18,6 +19,7 @@ struct RaftGroup::Impl {
   struct raft_io io {};
   struct raft_uv_transport transport {};
   FsmBinding fsm;
+  ElectionLog election_log;
   bool initialised = false;  // raft_init succeeded: close through raft_close
   bool closing = false;
   std::promise<void> closed;
@@ -114,6 +116,7 @@ Status RaftGroup::Start(const std::vector<RaftPeer>& bootstrap) {
     }
     d->initialised = true;
     d->raft.data = d;
+    d->election_log.Attach(&d->raft, o.name.empty() ? "raft group " + std::to_string(o.group_id) : o.name);
     raft_set_election_timeout(&d->raft, o.election_timeout_ms);
     raft_set_heartbeat_timeout(&d->raft, o.heartbeat_timeout_ms);
     raft_set_pre_vote(&d->raft, true);

@@ -59,6 +59,7 @@ struct RaftGroupOptions {
   RaftNetwork* network = nullptr;
   uint64_t group_id = 0;
   std::string dir;            // log and metadata; created if missing
+  std::string name;           // for the log, e.g. "shard 3"; default "raft group <group_id>"
   unsigned election_timeout_ms = 1000;
   unsigned heartbeat_timeout_ms = 100;
   unsigned max_inflight_entries = 512;  // the default 32 halves small-entry throughput

@@ -69,6 +69,7 @@ void ReplicaHost::Sync(const ClusterMap& map) {
     o.dir = RaftDir(shard);
     o.network = network_.get();
     o.group_id = shard;
+    o.name = "shard " + std::to_string(shard);
     auto replica = std::make_unique<raft::ShardReplica>(*loop_, o, **store, fetcher_);
     Status s = replica->Start(peers);  // empty: joins an existing group (or has Raft state already)
     if (!s.ok()) {

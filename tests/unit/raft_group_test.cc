@@ -2,12 +2,15 @@
 // loop, as on three nodes) over TCP on 127.0.0.1: election, replication in log
 // order, refusals on followers, failover after the leader goes away, and a
 // restarted replica catching up from its log.
+#include "src/raft/election_log.h"
 #include "src/raft/raft_group.h"
 #include "src/raft/raft_network.h"
 
 #include "tests/unit/raft_test_util.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <filesystem>
@@ -202,6 +205,41 @@ TEST_F(ThreeReplicas, FailoverAndCatchUpAfterRestart) {
     ASSERT_TRUE(WaitApplied(id, 40));
     EXPECT_EQ(r.sm->entries(), entries) << "replica " << id << " diverged";
   }
+}
+
+// The library's account of an election reaches the node's log (ElectionLog),
+// named by group; its per-heartbeat diagnostics do not.
+TEST_F(ThreeReplicas, ElectionsAreLoggedWithTheLibrarysReasons) {
+  uint64_t leader = WaitLeader();
+  ASSERT_NE(leader, 0u);
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("election-test", sink));
+  ProposeAll(leader, "a", 5);
+  Shut(replicas_[leader]);
+  replicas_.erase(leader);
+  uint64_t next = WaitLeader();
+  spdlog::set_default_logger(previous);
+  ASSERT_NE(next, 0u);
+  bool candidate = false, elected = false;
+  for (const auto& line : sink->last_formatted()) {
+    candidate |= line.find("raft group 0 raft: convert to candidate") != std::string::npos;
+    elected |= line.find("raft group 0 raft: quorum reached") != std::string::npos;
+    EXPECT_EQ(line.find("sending"), std::string::npos) << line;  // replication chatter stays out
+  }
+  EXPECT_TRUE(candidate);
+  EXPECT_TRUE(elected);
+}
+
+TEST(ElectionLog, KeepsElectionSourcesAndAnyWarning) {
+  EXPECT_TRUE(ElectionLog::Keeps("src/election.c", 3));
+  EXPECT_TRUE(ElectionLog::Keeps("/build/raft/src/timeout.c", 3));
+  EXPECT_TRUE(ElectionLog::Keeps("recv_request_vote_result.c", 3));
+  EXPECT_FALSE(ElectionLog::Keeps("src/replication.c", 3));
+  EXPECT_FALSE(ElectionLog::Keeps("src/reelection.c", 3));
+  EXPECT_FALSE(ElectionLog::Keeps("src/election.c", 5));
+  EXPECT_TRUE(ElectionLog::Keeps("src/replication.c", 2));
+  EXPECT_FALSE(ElectionLog::Keeps(nullptr, 3));
 }
 
 TEST_F(ThreeReplicas, NoQuorumNoCommit) {
