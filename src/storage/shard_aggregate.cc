@@ -235,6 +235,7 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   // Rows of (series or 0, bucket number, count, sum[, min, max]).
   auto fold = [&](const db::Rows& rows) {
     for (size_t r = 0; r < rows.size(); ++r) {
+      if (rows.Int(0, r) == -1) continue;  // the edge check (below)
       auto* a = partial_for(group_of(rows.Int(0, r)), bucket_start(rows.Int(1, r)))->mutable_aggregate();
       const auto n = static_cast<uint64_t>(rows.Int(2, r));
       a->set_count(a->count() + n);
@@ -249,39 +250,56 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   // Whole hours come from the hourly rollup when every hour falls in one bucket
   // (no buckets, or buckets of whole hours); the partial hours at the ends, or
   // the whole range otherwise, from the points.
-  const RangeSplit split = RollupPays() && (b == 0 || b % kHourUs == 0)
-                               ? SplitRange(query.from_us(), query.to_us())
-                               : RangeSplit{std::nullopt, {{query.from_us(), query.to_us()}}};
-  // One statement (one plan) for the rollup's whole hours and the edges.
+  const bool rollup_path = RollupPays() && (b == 0 || b % kHourUs == 0);
+  const RangeSplit plain = rollup_path ? SplitRange(query.from_us(), query.to_us())
+                                      : RangeSplit{std::nullopt, {{query.from_us(), query.to_us()}}};
+  // One statement (one plan) for the rollup's whole hours and the edges. With
+  // `widen`, edge hours whose points all lie in the range come from the rollup
+  // as well, and a row of sid -1 counts the rollup rows that contradict that.
   const std::string series_filter = sel->all ? "" : " AND " + SeriesIdFilter(sel->ids);
-  std::vector<std::string> parts;
-  std::vector<db::Param> partial_params;
-  if (split.hours) {
-    // origin is a multiple of b, so of an hour: the bucket of an hour is a
-    // division of whole hours, never negative in range.
-    const std::string hour_bucket = b > 0 ? "((hour - (" + std::to_string(origin / kHourUs) + "))::BIGINT // " +
-                                                std::to_string(b / kHourUs) + ")"
-                                          : "0::BIGINT";
-    parts.push_back("SELECT " + series_expr + " AS sid, " + hour_bucket + " AS b, sum(n)::BIGINT, sum(total)" +
-                    (min_max ? ", min(lo), max(hi)" : "") + " FROM rollup_1h WHERE hour BETWEEN ? AND ?" +
-                    series_filter + " GROUP BY sid, b");
-    partial_params.push_back(db::Param::Int(split.hours->first));
-    partial_params.push_back(db::Param::Int(split.hours->second));
-  }
-  for (const auto& [lo, hi] : split.edges) {
-    parts.push_back("SELECT " + series_expr + " AS sid, " + bucket_expr + " AS b, count(value), sum(value)" +
-                    (min_max ? ", min(value), max(value)" : "") + " FROM points WHERE ts >= ? AND ts <= ?" +
-                    series_filter + " GROUP BY sid, b");
-    partial_params.push_back(db::Param::Int(lo));
-    partial_params.push_back(db::Param::Int(hi));
-  }
-  if (!parts.empty()) {
+  auto partial_rows = [&](bool widen, bool& contradicted) -> Result<db::Rows> {
+    std::vector<AssumedEdge> assumed;
+    const RangeSplit split = widen && rollup_path ? WidenSplit(plain, hour_extents_, assumed) : plain;
+    std::vector<std::string> parts;
+    std::vector<db::Param> partial_params;
+    if (split.hours) {
+      // origin is a multiple of b, so of an hour: the bucket of an hour is a
+      // division of whole hours, never negative in range.
+      const std::string hour_bucket = b > 0 ? "((hour - (" + std::to_string(origin / kHourUs) + "))::BIGINT // " +
+                                                  std::to_string(b / kHourUs) + ")"
+                                            : "0::BIGINT";
+      parts.push_back("SELECT " + series_expr + " AS sid, " + hour_bucket + " AS b, sum(n)::BIGINT, sum(total)" +
+                      (min_max ? ", min(lo), max(hi)" : "") + " FROM rollup_1h WHERE hour BETWEEN ? AND ?" +
+                      series_filter + " GROUP BY sid, b");
+      partial_params.push_back(db::Param::Int(split.hours->first));
+      partial_params.push_back(db::Param::Int(split.hours->second));
+    }
+    for (const auto& [lo, hi] : split.edges) {
+      parts.push_back("SELECT " + series_expr + " AS sid, " + bucket_expr + " AS b, count(value), sum(value)" +
+                      (min_max ? ", min(value), max(value)" : "") + " FROM points WHERE ts >= ? AND ts <= ?" +
+                      series_filter + " GROUP BY sid, b");
+      partial_params.push_back(db::Param::Int(lo));
+      partial_params.push_back(db::Param::Int(hi));
+    }
+    if (!assumed.empty()) {
+      parts.push_back("SELECT -1 AS sid, 0::BIGINT AS b, count(*)::BIGINT, 0.0" +
+                      std::string(min_max ? ", NULL::DOUBLE, NULL::DOUBLE" : "") + " FROM rollup_1h WHERE " +
+                      EdgeViolationFilter(assumed, partial_params) + series_filter);
+    }
+    contradicted = false;
+    if (parts.empty()) return db::Rows();
     std::string sql = parts[0];
     for (size_t i = 1; i < parts.size(); ++i) sql += " UNION ALL " + parts[i];
     auto rows = c.Query(sql, partial_params);
     if (!rows.ok()) return rows.status();
-    fold(*rows);
-  }
+    for (size_t r = 0; r < rows->size(); ++r) contradicted |= rows->Int(0, r) == -1 && rows->Int(2, r) > 0;
+    return rows;
+  };
+  bool contradicted = false;
+  auto rows = partial_rows(/*widen=*/true, contradicted);
+  if (rows.ok() && contradicted) rows = partial_rows(/*widen=*/false, contradicted);  // a write raced the hint
+  if (!rows.ok()) return rows.status();
+  fold(*rows);
 
   // The values themselves, streamed: (group's series or 0, bucket number, value).
   const std::string value_sql = "SELECT " + std::string(grouped ? "series_id" : "0::INTEGER") + " AS sid, " +

@@ -125,10 +125,29 @@ Status ShardStore::Init() {
   if (has_rollup->Int(0, 0) == 0) {
     // A file written before rollups existed: build them from its points once.
     s = writer_->Execute("INSERT INTO rollup_1h SELECT series_id, " + SqlHourOf("ts") +
-                         " AS hour, count(*), sum(value), min(value), max(value) FROM points GROUP BY series_id, hour "
-                         "ORDER BY hour, series_id");
+                         " AS hour, count(*), sum(value), min(value), max(value), min(ts), max(ts) FROM points "
+                         "GROUP BY series_id, hour ORDER BY hour, series_id");
     if (!s.ok()) return s;
+  } else {
+    auto has_extents = writer_->Query(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = 't0'",
+        {db::Param::Text(kRollupTable)});
+    if (!has_extents.ok()) return has_extents.status();
+    if (has_extents->Int(0, 0) == 0) {
+      s = writer_->Execute("BEGIN TRANSACTION; " + SqlAddRollupExtents() + " COMMIT;");
+      if (!s.ok()) {
+        (void)writer_->Execute("ROLLBACK");
+        return s;
+      }
+    }
   }
+  auto spans = writer_->Query("SELECT hour, min(t0), max(t1) FROM rollup_1h GROUP BY hour");
+  if (!spans.ok()) return spans.status();
+  HourSpans loaded;
+  for (size_t r = 0; r < spans->size(); ++r) {
+    WidenSpan(loaded, spans->Int(0, r), spans->Int(1, r), spans->Int(2, r));
+  }
+  hour_extents_.Replace(std::move(loaded));
 
   auto state = writer_->Query("SELECT shard, applied_index FROM shard_state WHERE id = 0");
   if (!state.ok()) return state.status();
@@ -270,6 +289,7 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
   std::vector<double> batch_values;
   db::ColumnBatch rollup;
   RollupBuilder rollup_builder;
+  HourSpans new_spans;
   auto dirty_hours = rollup_dirty_hours_;
   uint64_t last_index = applied_index_;
   int64_t issued_us = 0;
@@ -322,7 +342,7 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
                                                    std::max(dirty_hours->second, hours->second))
                                   : *hours;
       }
-      rollup_builder.AppendTo(rollup);
+      rollup_builder.AppendTo(rollup, &new_spans);
       if (!key.empty()) pending_keys.emplace(key, plan.stored);
     }
   }
@@ -396,6 +416,7 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
   point_count_ += stored_points;
   rollup_rows_since_compaction_ = rollup_rows;
   rollup_dirty_hours_ = dirty_hours;
+  hour_extents_.Widen(new_spans);
   if (prune) {
     for (auto it = keys_.begin(); it != keys_.end();) {
       it = it->second.expires_us < issued_us ? keys_.erase(it) : std::next(it);
@@ -448,7 +469,7 @@ Result<bool> ShardStore::CompactRollupLocked(std::pair<int64_t, int64_t> hours, 
   // of those rows are new, so each row is rewritten a bounded number of times.
   if (static_cast<uint64_t>(count->Int(0, 0)) > 4 * unmerged_rows) return false;
   auto merged = writer_->QueryCached(
-      "SELECT series_id, hour, sum(n)::BIGINT, sum(total), min(lo), max(hi) FROM rollup_1h "
+      "SELECT series_id, hour, sum(n)::BIGINT, sum(total), min(lo), max(hi), min(t0), max(t1) FROM rollup_1h "
       "WHERE hour BETWEEN ? AND ? GROUP BY series_id, hour ORDER BY hour, series_id",
       range);
   if (!merged.ok()) return merged.status();
@@ -458,6 +479,8 @@ Result<bool> ShardStore::CompactRollupLocked(std::pair<int64_t, int64_t> hours, 
     rows.col<int64_t>(1).push_back(merged->Int(1, r));
     rows.col<int64_t>(2).push_back(merged->Int(2, r));
     for (size_t c = 3; c < 6; ++c) rows.col<double>(c).push_back(merged->Double(c, r));
+    rows.col<int64_t>(6).push_back(merged->Int(6, r));
+    rows.col<int64_t>(7).push_back(merged->Int(7, r));
   }
   auto erased = writer_->QueryCached("DELETE FROM rollup_1h WHERE hour BETWEEN ? AND ?", range);
   if (!erased.ok()) return erased.status();
@@ -586,13 +609,16 @@ PartialAggregate RowToPartial(const db::Rows& rows, size_t row, size_t first_col
 }  // namespace
 
 Result<std::vector<std::pair<int32_t, PartialAggregate>>> ShardStore::ScanPartials(
-    db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series) {
+    db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series,
+    bool widen_edges) {
   std::vector<std::pair<int32_t, PartialAggregate>> out;
   const std::string sid = by_series ? "series_id" : "0";
   const std::string series = ids ? " AND " + SeriesIdFilter(*ids) : "";
   RangeSplit split;
+  std::vector<AssumedEdge> assumed;
   if (filter.use_rollup && RollupPays()) {
     split = SplitRange(filter.from_us, filter.to_us);
+    if (widen_edges) split = WidenSplit(split, hour_extents_, assumed);
   } else {
     split.edges.push_back({filter.from_us.value_or(std::numeric_limits<int64_t>::min()),
                            filter.to_us.value_or(std::numeric_limits<int64_t>::max())});
@@ -614,12 +640,20 @@ Result<std::vector<std::pair<int32_t, PartialAggregate>>> ShardStore::ScanPartia
     params.push_back(db::Param::Int(lo));
     params.push_back(db::Param::Int(hi));
   }
+  if (!assumed.empty()) {  // sid -1: rollup rows that contradict the assumed edges
+    parts.push_back("SELECT -1 AS sid, count(*)::BIGINT, 0.0, NULL::DOUBLE, NULL::DOUBLE FROM rollup_1h WHERE " +
+                    EdgeViolationFilter(assumed, params) + series);
+  }
   if (parts.empty()) return out;
   std::string sql = parts[0];
   for (size_t i = 1; i < parts.size(); ++i) sql += " UNION ALL " + parts[i];
   auto rows = conn.Query(sql, params);
   if (!rows.ok()) return rows.status();
   for (size_t r = 0; r < rows->size(); ++r) {
+    if (rows->Int(0, r) == -1) {
+      if (rows->Int(1, r) > 0) return ScanPartials(conn, filter, ids, by_series, /*widen_edges=*/false);
+      continue;
+    }
     PartialAggregate p = RowToPartial(*rows, r, 1);
     if (p.count > 0) out.emplace_back(static_cast<int32_t>(rows->Int(0, r)), p);
   }

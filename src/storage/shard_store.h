@@ -10,7 +10,7 @@
 // Layout (chosen for the query path; see docs/architecture.md):
 //   series(id INTEGER, metric, partition_key, host, datacenter, tags JSON text)
 //   points(series_id INTEGER, ts BIGINT micros, value DOUBLE)
-//   rollup_1h(series_id, hour, n, total, lo, hi)   hourly partials (hourly_rollup.h)
+//   rollup_1h(series_id, hour, n, total, lo, hi, t0, t1)   hourly partials (hourly_rollup.h)
 //   applied_writes(key, stored, expires_us)      idempotency keys
 //   shard_state(applied_index)                   last applied command index
 // The series catalog is also kept in memory, so tag/metric filters resolve to
@@ -108,6 +108,9 @@ class ShardStore {
   Status InstallSnapshot(std::string_view blob);
 
   uint64_t applied_index() const;
+  // What reads believe of each hour's extent (hourly_rollup.h). Exposed so
+  // that tests can make it stale, as a racing write would.
+  HourExtents& hour_extents() { return hour_extents_; }
   // Points stored in this shard (kept in memory; counted at open).
   uint64_t point_count() const;
   uint32_t shard() const { return shard_; }
@@ -176,8 +179,12 @@ class ShardStore {
   // Count/sum/min/max of the filter's points in the series `ids` (nullopt: all),
   // per series (by_series) or as one row: whole hours from the rollup, the rest
   // from the points.
+  // `widen_edges`: edge hours whose points lie inside the range come from the
+  // rollup too (hourly_rollup.h); a write that raced that choice makes it read
+  // again without.
   Result<std::vector<std::pair<int32_t, PartialAggregate>>> ScanPartials(
-      db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series);
+      db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series,
+      bool widen_edges = true);
   // For AggregateQuery: the series passing its filters, each with its group index,
   // and the group keys. Fails when there are more groups than query.max_groups().
   struct SeriesSelection {
@@ -209,6 +216,8 @@ class ShardStore {
   uint64_t rollup_rows_since_compaction_ = 0;
   std::optional<std::pair<int64_t, int64_t>> rollup_dirty_hours_;
   uint64_t next_rollup_compaction_ = kRollupCompactEvery;
+  // The extent of each hour's points, as the rollup rows say (reads' hint).
+  HourExtents hour_extents_;
 
   mutable std::shared_mutex catalog_mu_;  // guards series_, series_by_identity_
   std::vector<Series> series_;

@@ -107,6 +107,66 @@ TEST(HourlyRollup, BuilderEmitsOneRowPerSeriesAndHourInOrder) {
   EXPECT_EQ(batch.col<double>(3), (std::vector<double>{7, -4, 8, 5}));
   EXPECT_EQ(batch.col<double>(4), (std::vector<double>{7, -4, 1, 2}));
   EXPECT_EQ(batch.col<double>(5), (std::vector<double>{7, -4, 7, 3}));
+  EXPECT_EQ(batch.col<int64_t>(6), (std::vector<int64_t>{H, -1, H, 2 * H}));
+  EXPECT_EQ(batch.col<int64_t>(7), (std::vector<int64_t>{H, -1, H + 1, 2 * H + 5}));
+}
+
+TEST(HourlyRollup, BuilderReportsEachHoursExtent) {
+  RollupBuilder b;
+  const int64_t ts[] = {H + 9, H + 2, 3 * H};
+  const double v[] = {1, 2, 3};
+  b.Add(0, ts, v, 3);
+  const int64_t ts2[] = {H + 20};
+  b.Add(1, ts2, v, 1);
+  db::ColumnBatch batch;
+  HourSpans spans;
+  WidenSpan(spans, 1, H + 1, H + 3);  // known before: widened, not replaced
+  b.AppendTo(batch, &spans);
+  EXPECT_EQ(spans, (HourSpans{{1, {H + 1, H + 20}}, {3, {3 * H, 3 * H}}}));
+}
+
+TEST(HourlyRollup, EdgesWhosePointsLieInsideJoinTheWholeHours) {
+  HourExtents extents;
+  extents.Replace({{9, {9 * H + 10, 9 * H + 50}}, {12, {12 * H, 12 * H + 99}}});
+  std::vector<AssumedEdge> assumed;
+  // [9h+5, 12h+100]: hours 10-11 whole; hour 9's points are inside its edge,
+  // hour 12's too.
+  RangeSplit s = WidenSplit(SplitRange(9 * H + 5, 12 * H + 100), extents, assumed);
+  ASSERT_TRUE(s.hours);
+  EXPECT_EQ(*s.hours, std::make_pair(int64_t{9}, int64_t{12}));
+  EXPECT_TRUE(s.edges.empty());
+  ASSERT_EQ(assumed.size(), 2u);
+  EXPECT_EQ(assumed[0].hour, 9);
+  EXPECT_EQ(assumed[0].lo, 9 * H + 5);
+  EXPECT_EQ(assumed[0].hi, 10 * H - 1);
+  EXPECT_EQ(assumed[1].hour, 12);
+  EXPECT_EQ(assumed[1].hi, 12 * H + 100);
+  // A point outside the range in the edge hour keeps that edge on the points.
+  s = WidenSplit(SplitRange(9 * H + 11, 12 * H + 100), extents, assumed);
+  EXPECT_EQ(*s.hours, std::make_pair(int64_t{10}, int64_t{12}));
+  ASSERT_EQ(s.edges.size(), 1u);
+  EXPECT_EQ(s.edges[0], std::make_pair(9 * H + 11, 10 * H - 1));
+  ASSERT_EQ(assumed.size(), 1u);
+  // An hour with no point known is assumed empty (and checked by the read).
+  s = WidenSplit(SplitRange(20 * H + 1, 20 * H + 5), extents, assumed);
+  EXPECT_EQ(*s.hours, std::make_pair(int64_t{20}, int64_t{20}));
+  EXPECT_TRUE(s.edges.empty());
+  // A range over parts of two hours and no whole one stays on the points.
+  s = WidenSplit(SplitRange(9 * H + 5, 10 * H + 5), extents, assumed);
+  EXPECT_FALSE(s.hours);
+  EXPECT_EQ(s.edges.size(), 1u);
+  EXPECT_TRUE(assumed.empty());
+  // The check: one clause per assumed hour, its parameters in order.
+  std::vector<db::Param> params;
+  WidenSplit(SplitRange(9 * H + 5, 12 * H + 100), extents, assumed);
+  EXPECT_EQ(EdgeViolationFilter(assumed, params),
+            "((hour = ? AND (t0 < ? OR t1 > ?)) OR (hour = ? AND (t0 < ? OR t1 > ?)))");
+  ASSERT_EQ(params.size(), 6u);
+  EXPECT_EQ(params[0].i, 9);
+  EXPECT_EQ(params[1].i, 9 * H + 5);
+  EXPECT_EQ(params[5].i, 12 * H + 100);
+  params.clear();
+  EXPECT_EQ(EdgeViolationFilter({}, params), "false");
 }
 
 }  // namespace
