@@ -129,7 +129,7 @@ Connection::Connection(duckdb_connection conn, std::shared_ptr<ColumnSource> sou
     : conn_(conn), source_(std::move(source)) {}
 
 Connection::~Connection() {
-  for (auto& [_, stmt] : cache_) duckdb_destroy_prepare(&stmt);
+  for (auto& [_, cached] : cache_) duckdb_destroy_prepare(&cached.stmt);
   duckdb_disconnect(&conn_);
 }
 
@@ -166,9 +166,18 @@ Result<duckdb_prepared_statement> Connection::Cached(const std::string& sql) {
   if (it == cache_.end()) {
     auto prepared = Prepare(sql);
     if (!prepared.ok()) return prepared.status();
-    it = cache_.emplace(sql, *prepared).first;
+    if (cache_.size() >= kMaxCached) {
+      auto oldest = cache_.begin();
+      for (auto c = cache_.begin(); c != cache_.end(); ++c) {
+        if (c->second.last_used < oldest->second.last_used) oldest = c;
+      }
+      duckdb_destroy_prepare(&oldest->second.stmt);
+      cache_.erase(oldest);
+    }
+    it = cache_.emplace(sql, CachedStatement{*prepared, 0}).first;
   }
-  return it->second;
+  it->second.last_used = ++cache_clock_;
+  return it->second.stmt;
 }
 
 Result<Rows> Connection::QueryCached(const std::string& sql, const std::vector<Param>& params) {

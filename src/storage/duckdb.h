@@ -113,8 +113,12 @@ class Connection {
   Result<Rows> Query(const std::string& sql, const std::vector<Param>& params = {});
   // Same, keeping the prepared statement for the next call with the same text:
   // for the few statements every write runs (parsing and planning them again
-  // cost as much as appending a few thousand points).
+  // cost as much as appending a few thousand points), and for reads asked again
+  // and again (a dashboard's refresh: planning was most of a small query).
   Result<Rows> QueryCached(const std::string& sql, const std::vector<Param>& params = {});
+  // Statements QueryCached keeps now (at most max_cached()).
+  size_t cached_statements() const { return cache_.size(); }
+  static constexpr size_t max_cached() { return kMaxCached; }
   // Streams the result of `sql` chunk by chunk (about 2,048 rows each) to `fn`
   // without copying it into Rows: for results too large to materialise. The
   // result's columns must have exactly `types`, and hold no NULL.
@@ -136,7 +140,15 @@ class Connection {
   // Prepare, keeping the statement for the next call with the same text.
   Result<_duckdb_prepared_statement*> Cached(const std::string& sql);
   _duckdb_connection* conn_;
-  std::map<std::string, _duckdb_prepared_statement*> cache_;
+  // At most kMaxCached statements, the least recently used dropped first: a
+  // reader sees as many texts as its clients ask different questions.
+  static constexpr size_t kMaxCached = 64;
+  struct CachedStatement {
+    _duckdb_prepared_statement* stmt;
+    uint64_t last_used;
+  };
+  std::map<std::string, CachedStatement> cache_;
+  uint64_t cache_clock_ = 0;
   // The batch AppendColumns hands to its registered table function (shared with
   // DuckDB, which keeps the function until the database closes).
   std::shared_ptr<ColumnSource> source_;

@@ -290,7 +290,7 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
     if (parts.empty()) return db::Rows();
     std::string sql = parts[0];
     for (size_t i = 1; i < parts.size(); ++i) sql += " UNION ALL " + parts[i];
-    auto rows = c.Query(sql, partial_params);
+    auto rows = c.QueryCached(sql, partial_params);
     if (!rows.ok()) return rows.status();
     for (size_t r = 0; r < rows->size(); ++r) contradicted |= rows->Int(0, r) == -1 && rows->Int(2, r) > 0;
     return rows;

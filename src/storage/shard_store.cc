@@ -647,7 +647,7 @@ Result<std::vector<std::pair<int32_t, PartialAggregate>>> ShardStore::ScanPartia
   if (parts.empty()) return out;
   std::string sql = parts[0];
   for (size_t i = 1; i < parts.size(); ++i) sql += " UNION ALL " + parts[i];
-  auto rows = conn.Query(sql, params);
+  auto rows = conn.QueryCached(sql, params);
   if (!rows.ok()) return rows.status();
   for (size_t r = 0; r < rows->size(); ++r) {
     if (rows->Int(0, r) == -1) {
