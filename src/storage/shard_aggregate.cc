@@ -249,19 +249,16 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   };
   // Whole hours come from the hourly rollup when every hour falls in one bucket
   // (no buckets, or buckets of whole hours); the partial hours at the ends, or
-  // the whole range otherwise, from the points.
+  // the whole range otherwise, from the points — except edge hours whose
+  // points all lie in the range (QueryPartials).
   const bool rollup_path = RollupPays() && (b == 0 || b % kHourUs == 0);
   const RangeSplit plain = rollup_path ? SplitRange(query.from_us(), query.to_us())
                                       : RangeSplit{std::nullopt, {{query.from_us(), query.to_us()}}};
-  // One statement (one plan) for the rollup's whole hours and the edges. With
-  // `widen`, edge hours whose points all lie in the range come from the rollup
-  // as well, and a row of sid -1 counts the rollup rows that contradict that.
+  // One statement (one plan) for the rollup's whole hours and the edges.
   const std::string series_filter = sel->all ? "" : " AND " + SeriesIdFilter(sel->ids);
-  auto partial_rows = [&](bool widen, bool& contradicted) -> Result<db::Rows> {
-    std::vector<AssumedEdge> assumed;
-    const RangeSplit split = widen && rollup_path ? WidenSplit(plain, hour_extents_, assumed) : plain;
+  auto build = [&](const RangeSplit& split, const std::vector<AssumedEdge>& assumed,
+                   std::vector<db::Param>& partial_params) {
     std::vector<std::string> parts;
-    std::vector<db::Param> partial_params;
     if (split.hours) {
       // origin is a multiple of b, so of an hour: the bucket of an hour is a
       // division of whole hours, never negative in range.
@@ -286,18 +283,9 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
                       std::string(min_max ? ", NULL::DOUBLE, NULL::DOUBLE" : "") + " FROM rollup_1h WHERE " +
                       EdgeViolationFilter(assumed, partial_params) + series_filter);
     }
-    contradicted = false;
-    if (parts.empty()) return db::Rows();
-    std::string sql = parts[0];
-    for (size_t i = 1; i < parts.size(); ++i) sql += " UNION ALL " + parts[i];
-    auto rows = c.QueryCached(sql, partial_params);
-    if (!rows.ok()) return rows.status();
-    for (size_t r = 0; r < rows->size(); ++r) contradicted |= rows->Int(0, r) == -1 && rows->Int(2, r) > 0;
-    return rows;
+    return JoinUnionAll(parts);
   };
-  bool contradicted = false;
-  auto rows = partial_rows(/*widen=*/true, contradicted);
-  if (rows.ok() && contradicted) rows = partial_rows(/*widen=*/false, contradicted);  // a write raced the hint
+  auto rows = QueryPartials(c, plain, rollup_path, /*check_col=*/2, build);
   if (!rows.ok()) return rows.status();
   fold(*rows);
 

@@ -144,9 +144,7 @@ Status ShardStore::Init() {
   auto spans = writer_->Query("SELECT hour, min(t0), max(t1) FROM rollup_1h GROUP BY hour");
   if (!spans.ok()) return spans.status();
   HourSpans loaded;
-  for (size_t r = 0; r < spans->size(); ++r) {
-    WidenSpan(loaded, spans->Int(0, r), spans->Int(1, r), spans->Int(2, r));
-  }
+  for (size_t r = 0; r < spans->size(); ++r) loaded[spans->Int(0, r)] = {spans->Int(1, r), spans->Int(2, r)};
   hour_extents_.Replace(std::move(loaded));
 
   auto state = writer_->Query("SELECT shard, applied_index FROM shard_state WHERE id = 0");
@@ -608,52 +606,60 @@ PartialAggregate RowToPartial(const db::Rows& rows, size_t row, size_t first_col
 
 }  // namespace
 
+Result<db::Rows> ShardStore::QueryPartials(db::Connection& conn, const RangeSplit& plain, bool widen,
+                                           size_t check_col, const PartialsSql& build) {
+  std::vector<AssumedEdge> assumed;
+  const RangeSplit split = widen ? WidenSplit(plain, hour_extents_, assumed) : plain;
+  std::vector<db::Param> params;
+  const std::string sql = build(split, assumed, params);
+  if (sql.empty()) return db::Rows();
+  auto rows = conn.QueryCached(sql, params);
+  if (!rows.ok() || assumed.empty()) return rows;
+  for (size_t r = 0; r < rows->size(); ++r) {
+    if (rows->Int(0, r) == -1 && rows->Int(check_col, r) > 0) {
+      return QueryPartials(conn, plain, /*widen=*/false, check_col, build);  // a write raced the hint
+    }
+  }
+  return rows;
+}
+
 Result<std::vector<std::pair<int32_t, PartialAggregate>>> ShardStore::ScanPartials(
-    db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series,
-    bool widen_edges) {
+    db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series) {
   std::vector<std::pair<int32_t, PartialAggregate>> out;
   const std::string sid = by_series ? "series_id" : "0";
   const std::string series = ids ? " AND " + SeriesIdFilter(*ids) : "";
-  RangeSplit split;
-  std::vector<AssumedEdge> assumed;
-  if (filter.use_rollup && RollupPays()) {
-    split = SplitRange(filter.from_us, filter.to_us);
-    if (widen_edges) split = WidenSplit(split, hour_extents_, assumed);
-  } else {
-    split.edges.push_back({filter.from_us.value_or(std::numeric_limits<int64_t>::min()),
-                           filter.to_us.value_or(std::numeric_limits<int64_t>::max())});
-  }
+  const bool rollup = filter.use_rollup && RollupPays();
+  const RangeSplit plain = rollup ? SplitRange(filter.from_us, filter.to_us)
+                                  : RangeSplit{std::nullopt,
+                                               {{filter.from_us.value_or(std::numeric_limits<int64_t>::min()),
+                                                 filter.to_us.value_or(std::numeric_limits<int64_t>::max())}}};
   // One statement (one plan) for the rollup's whole hours and the edges.
-  std::vector<std::string> parts;
-  std::vector<db::Param> params;
-  if (split.hours) {
-    parts.push_back("SELECT " + sid + " AS sid, sum(n)::BIGINT, sum(total), " +
-                    (filter.min_max ? "min(lo), max(hi)" : "NULL::DOUBLE, NULL::DOUBLE") +
-                    " FROM rollup_1h WHERE hour BETWEEN ? AND ?" + series + " GROUP BY sid");
-    params.push_back(db::Param::Int(split.hours->first));
-    params.push_back(db::Param::Int(split.hours->second));
-  }
-  for (const auto& [lo, hi] : split.edges) {
-    parts.push_back("SELECT " + sid + " AS sid, count(value), sum(value), " +
-                    (filter.min_max ? "min(value), max(value)" : "NULL::DOUBLE, NULL::DOUBLE") +
-                    " FROM points WHERE ts >= ? AND ts <= ?" + series + " GROUP BY sid");
-    params.push_back(db::Param::Int(lo));
-    params.push_back(db::Param::Int(hi));
-  }
-  if (!assumed.empty()) {  // sid -1: rollup rows that contradict the assumed edges
-    parts.push_back("SELECT -1 AS sid, count(*)::BIGINT, 0.0, NULL::DOUBLE, NULL::DOUBLE FROM rollup_1h WHERE " +
-                    EdgeViolationFilter(assumed, params) + series);
-  }
-  if (parts.empty()) return out;
-  std::string sql = parts[0];
-  for (size_t i = 1; i < parts.size(); ++i) sql += " UNION ALL " + parts[i];
-  auto rows = conn.QueryCached(sql, params);
+  auto build = [&](const RangeSplit& split, const std::vector<AssumedEdge>& assumed, std::vector<db::Param>& params) {
+    std::vector<std::string> parts;
+    if (split.hours) {
+      parts.push_back("SELECT " + sid + " AS sid, sum(n)::BIGINT, sum(total), " +
+                      (filter.min_max ? "min(lo), max(hi)" : "NULL::DOUBLE, NULL::DOUBLE") +
+                      " FROM rollup_1h WHERE hour BETWEEN ? AND ?" + series + " GROUP BY sid");
+      params.push_back(db::Param::Int(split.hours->first));
+      params.push_back(db::Param::Int(split.hours->second));
+    }
+    for (const auto& [lo, hi] : split.edges) {
+      parts.push_back("SELECT " + sid + " AS sid, count(value), sum(value), " +
+                      (filter.min_max ? "min(value), max(value)" : "NULL::DOUBLE, NULL::DOUBLE") +
+                      " FROM points WHERE ts >= ? AND ts <= ?" + series + " GROUP BY sid");
+      params.push_back(db::Param::Int(lo));
+      params.push_back(db::Param::Int(hi));
+    }
+    if (!assumed.empty()) {
+      parts.push_back("SELECT -1 AS sid, count(*)::BIGINT, 0.0, NULL::DOUBLE, NULL::DOUBLE FROM rollup_1h WHERE " +
+                      EdgeViolationFilter(assumed, params) + series);
+    }
+    return JoinUnionAll(parts);
+  };
+  auto rows = QueryPartials(conn, plain, rollup, /*check_col=*/1, build);
   if (!rows.ok()) return rows.status();
   for (size_t r = 0; r < rows->size(); ++r) {
-    if (rows->Int(0, r) == -1) {
-      if (rows->Int(1, r) > 0) return ScanPartials(conn, filter, ids, by_series, /*widen_edges=*/false);
-      continue;
-    }
+    if (rows->Int(0, r) == -1) continue;  // the edge check
     PartialAggregate p = RowToPartial(*rows, r, 1);
     if (p.count > 0) out.emplace_back(static_cast<int32_t>(rows->Int(0, r)), p);
   }

@@ -31,6 +31,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -179,12 +180,21 @@ class ShardStore {
   // Count/sum/min/max of the filter's points in the series `ids` (nullopt: all),
   // per series (by_series) or as one row: whole hours from the rollup, the rest
   // from the points.
-  // `widen_edges`: edge hours whose points lie inside the range come from the
-  // rollup too (hourly_rollup.h); a write that raced that choice makes it read
-  // again without.
   Result<std::vector<std::pair<int32_t, PartialAggregate>>> ScanPartials(
-      db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series,
-      bool widen_edges = true);
+      db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series);
+  // Writes the one statement of a read's partials for `split`, appending its
+  // parameters; for `assumed` edge hours it adds a check row: sid -1 in column
+  // 0 and, in the column the caller names, the count of rollup rows that break
+  // the assumption. "" when there is nothing to read.
+  using PartialsSql =
+      std::function<std::string(const RangeSplit& split, const std::vector<AssumedEdge>& assumed,
+                                std::vector<db::Param>& params)>;
+  // Runs `build`'s statement for `plain` with its edge hours widened by what
+  // the shard knows of them (WidenSplit, when `widen`); when the check row
+  // (count in column `check_col`) says a write raced that, runs it again for
+  // `plain`. The rows include the check row: callers skip sid -1.
+  Result<db::Rows> QueryPartials(db::Connection& conn, const RangeSplit& plain, bool widen, size_t check_col,
+                                 const PartialsSql& build);
   // For AggregateQuery: the series passing its filters, each with its group index,
   // and the group keys. Fails when there are more groups than query.max_groups().
   struct SeriesSelection {

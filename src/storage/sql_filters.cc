@@ -19,4 +19,10 @@ std::string SeriesIdFilter(const std::vector<int32_t>& ids) {
   return "(" + ranges + ")";
 }
 
+std::string JoinUnionAll(const std::vector<std::string>& parts) {
+  std::string sql;
+  for (const auto& part : parts) sql += (sql.empty() ? "" : " UNION ALL ") + part;
+  return sql;
+}
+
 }  // namespace rm

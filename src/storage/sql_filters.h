@@ -12,4 +12,7 @@ namespace rm {
 // rest one IN list. Only integers we generated reach the SQL text.
 std::string SeriesIdFilter(const std::vector<int32_t>& ids);
 
+// The SELECTs of `parts` as one statement ("" for none): one plan for all.
+std::string JoinUnionAll(const std::vector<std::string>& parts);
+
 }  // namespace rm
