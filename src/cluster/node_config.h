@@ -55,6 +55,7 @@ struct NodeConfig {
   int duckdb_threads = 1;
   std::string shard_memory_limit = "512MB";
   uint64_t rollup_min_points = 2 * 122880;  // see kRollupMinPoints
+  uint64_t hourly_totals_cells = 200000;    // see kHourlyTotalsCells
 };
 
 // "2" -> "worker-2"; anything else is kept.

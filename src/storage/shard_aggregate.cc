@@ -132,6 +132,47 @@ struct SketchBuckets {
   }
 };
 
+// A shard's answer under construction: one GroupPartial per (group, bucket
+// start), created on first use.
+class GroupPartials {
+ public:
+  GroupPartials(pb::AggregateShardResult& result, const std::vector<std::vector<std::string>>& groups, bool min_max)
+      : result_(result), groups_(groups), min_max_(min_max) {}
+
+  pb::GroupPartial* For(int64_t group, int64_t bucket_start) {
+    auto [it, inserted] = by_key_.emplace(std::make_pair(group, bucket_start), nullptr);
+    if (inserted) {
+      it->second = result_.add_groups();
+      for (const auto& k : groups_.at(static_cast<size_t>(group))) it->second->add_key(k);
+      it->second->set_bucket(bucket_start);
+      if (min_max_) {
+        it->second->mutable_aggregate()->set_min(std::numeric_limits<double>::infinity());
+        it->second->mutable_aggregate()->set_max(-std::numeric_limits<double>::infinity());
+      }
+    }
+    return it->second;
+  }
+  // Folds in the count, sum, min and max of some points (min/max only when asked).
+  void Add(int64_t group, int64_t bucket_start, uint64_t n, double sum, double lo, double hi) {
+    auto* a = For(group, bucket_start)->mutable_aggregate();
+    a->set_count(a->count() + n);
+    a->set_sum(a->sum() + sum);
+    if (min_max_) {
+      a->set_min(std::min(a->min(), lo));
+      a->set_max(std::max(a->max(), hi));
+    }
+    total_ += n;
+  }
+  uint64_t total() const { return total_; }
+
+ private:
+  pb::AggregateShardResult& result_;
+  const std::vector<std::vector<std::string>>& groups_;
+  const bool min_max_;
+  std::map<std::pair<int64_t, int64_t>, pb::GroupPartial*> by_key_;
+  uint64_t total_ = 0;
+};
+
 }  // namespace
 
 Result<ShardStore::SeriesSelection> ShardStore::SelectSeries(const pb::AggregateQuery& query) const {
@@ -185,6 +226,42 @@ Result<ShardStore::SeriesSelection> ShardStore::SelectSeries(const pb::Aggregate
 }
 
 Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQuery& query) {
+  const int64_t b = query.bucket_us();
+  // Buckets are aligned to multiples of `b` since the epoch; `origin` is the
+  // aligned start at or before `from`, so (ts - origin) is never negative in
+  // range and its integer division is the bucket number.
+  int64_t origin = 0;
+  if (b > 0) origin = query.from_us() - (((query.from_us() % b) + b) % b);
+  auto bucket_start = [&](int64_t n) { return b > 0 ? origin + n * b : 0; };
+  const bool min_max = !query.skip_min_max();
+
+  // Count, sum, min and max of whole hours (or buckets of them): from the
+  // totals in memory when they answer exactly (hourly_totals.h).
+  if (!query.want_sketch() && !query.want_values() && (b == 0 || b % kHourUs == 0)) {
+    std::shared_lock<std::shared_mutex> swap(swap_mu_);  // no snapshot install mid-read
+    if (db_) {
+      auto totals = hourly_totals_.ReadLock();  // before the series: see hourly_totals_
+      auto sel = SelectSeries(query);
+      if (!sel.ok()) return sel.status();
+      pb::AggregateShardResult result;
+      result.set_shard(shard_);
+      if (sel->ids.empty()) return result;
+      GroupPartials partials(result, sel->groups, min_max);
+      const auto& group_of = sel->group_of;
+      const bool answered = hourly_totals_.Fold(
+          query.from_us(), query.to_us(),
+          [&](int32_t s) { return static_cast<size_t>(s) < group_of.size() && group_of[static_cast<size_t>(s)] >= 0; },
+          [&](int32_t s, int64_t hour, const HourCell& c) {
+            const int64_t start = b > 0 ? origin + (hour * kHourUs - origin) / b * b : 0;
+            partials.Add(group_of[static_cast<size_t>(s)], start, c.n, c.sum, c.lo, c.hi);
+          });
+      if (answered) {
+        ++reads_from_totals_;
+        return result;
+      }
+    }
+  }
+
   pb::AggregateShardResult result;
   result.set_shard(shard_);
   auto conn = TakeReader();  // first: the series ids selected must match the file read
@@ -197,16 +274,9 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   // One group: no need to tell series apart in SQL.
   const bool grouped = sel->groups.size() > 1;
   const std::string series_expr = grouped ? "series_id" : "0";
-  const int64_t b = query.bucket_us();
-  // Buckets are aligned to multiples of `b` since the epoch; `origin` is the
-  // aligned start at or before `from`, so (ts - origin) is never negative in
-  // range and its integer division is the bucket number.
-  int64_t origin = 0;
-  if (b > 0) origin = query.from_us() - (((query.from_us() % b) + b) % b);
   const std::string bucket_expr = b > 0 ? "((ts - (" + std::to_string(origin) + "))::BIGINT // " +
                                               std::to_string(b) + ")"
                                         : "0::BIGINT";
-  auto bucket_start = [&](int64_t n) { return b > 0 ? origin + n * b : 0; };
   std::string where = " WHERE ts >= ? AND ts <= ?";
   params.push_back(db::Param::Int(query.from_us()));
   params.push_back(db::Param::Int(query.to_us()));
@@ -214,37 +284,13 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   auto group_of = [&](int64_t series) { return grouped ? sel->group_of.at(static_cast<size_t>(series)) : 0; };
 
   db::Connection& c = **conn;
-
-  // Partials per (group, bucket).
-  std::map<std::pair<int64_t, int64_t>, pb::GroupPartial*> by_key;
-  auto partial_for = [&](int64_t g, int64_t bucket) -> pb::GroupPartial* {
-    auto [it, inserted] = by_key.emplace(std::make_pair(g, bucket), nullptr);
-    if (inserted) {
-      it->second = result.add_groups();
-      for (const auto& k : sel->groups.at(static_cast<size_t>(g))) it->second->add_key(k);
-      it->second->set_bucket(bucket);
-      if (!query.skip_min_max()) {
-        it->second->mutable_aggregate()->set_min(std::numeric_limits<double>::infinity());
-        it->second->mutable_aggregate()->set_max(-std::numeric_limits<double>::infinity());
-      }
-    }
-    return it->second;
-  };
-  const bool min_max = !query.skip_min_max();
-  uint64_t total = 0;
+  GroupPartials partials(result, sel->groups, min_max);
   // Rows of (series or 0, bucket number, count, sum[, min, max]).
   auto fold = [&](const db::Rows& rows) {
     for (size_t r = 0; r < rows.size(); ++r) {
       if (rows.Int(0, r) == -1) continue;  // the edge check (below)
-      auto* a = partial_for(group_of(rows.Int(0, r)), bucket_start(rows.Int(1, r)))->mutable_aggregate();
-      const auto n = static_cast<uint64_t>(rows.Int(2, r));
-      a->set_count(a->count() + n);
-      a->set_sum(a->sum() + rows.Double(3, r));
-      if (min_max) {
-        a->set_min(std::min(a->min(), rows.Double(4, r)));
-        a->set_max(std::max(a->max(), rows.Double(5, r)));
-      }
-      total += n;
+      partials.Add(group_of(rows.Int(0, r)), bucket_start(rows.Int(1, r)), static_cast<uint64_t>(rows.Int(2, r)),
+                   rows.Double(3, r), min_max ? rows.Double(4, r) : 0, min_max ? rows.Double(5, r) : 0);
     }
   };
   // Whole hours come from the hourly rollup when every hour falls in one bucket
@@ -295,6 +341,7 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   const std::vector<db::ColumnType> value_types = {db::ColumnType::kInteger, db::ColumnType::kBigint,
                                                    db::ColumnType::kDouble};
 
+  const uint64_t total = partials.total();
   if (query.want_sketch() && total > 0) {
     // Binned here rather than in SQL: DuckDB's ln() and a four-key hash
     // aggregate per row cost about 3x this loop (docs/benchmarks.md).
@@ -308,7 +355,7 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
     if (!s.ok()) return s;
     for (size_t g = 0; g < bins.size(); ++g) {
       for (const auto& [bucket, group_bins] : bins[g].by_bucket) {
-        group_bins.CopyTo(*partial_for(static_cast<int64_t>(g), bucket_start(bucket))->mutable_sketch());
+        group_bins.CopyTo(*partials.For(static_cast<int64_t>(g), bucket_start(bucket))->mutable_sketch());
       }
     }
   }
@@ -326,7 +373,7 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
       const int64_t* bucket = chunk.col<int64_t>(1);
       const double* value = chunk.col<double>(2);
       for (size_t r = 0; r < chunk.rows; ++r) {
-        partial_for(group_of(sid[r]), bucket_start(bucket[r]))->add_values(value[r]);
+        partials.For(group_of(sid[r]), bucket_start(bucket[r]))->add_values(value[r]);
       }
     });
     if (!s.ok()) return s;

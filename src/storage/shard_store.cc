@@ -141,11 +141,35 @@ Status ShardStore::Init() {
       }
     }
   }
-  auto spans = writer_->Query("SELECT hour, min(t0), max(t1) FROM rollup_1h GROUP BY hour");
+  // Newest first: the hours whose cells fit the in-memory totals' budget.
+  auto spans = writer_->Query(
+      "SELECT hour, min(t0), max(t1), count(DISTINCT series_id) FROM rollup_1h GROUP BY hour ORDER BY hour DESC");
   if (!spans.ok()) return spans.status();
   HourSpans loaded;
-  for (size_t r = 0; r < spans->size(); ++r) loaded[spans->Int(0, r)] = {spans->Int(1, r), spans->Int(2, r)};
+  int64_t totals_floor = std::numeric_limits<int64_t>::min();
+  uint64_t totals_cells = 0;
+  for (size_t r = 0; r < spans->size(); ++r) {
+    const int64_t hour = spans->Int(0, r);
+    loaded[hour] = {spans->Int(1, r), spans->Int(2, r)};
+    totals_cells += static_cast<uint64_t>(spans->Int(3, r));
+    if (totals_cells > options_.hourly_totals_cells && totals_floor == std::numeric_limits<int64_t>::min()) {
+      totals_floor = hour + 1;
+    }
+  }
   hour_extents_.Replace(std::move(loaded));
+  hourly_totals_.Reset(totals_floor);
+  if (options_.hourly_totals_cells > 0) {
+    auto cells = writer_->Query(
+        "SELECT series_id, hour, sum(n)::BIGINT, sum(total), min(lo), max(hi), min(t0), max(t1) FROM rollup_1h "
+        "WHERE hour >= ? GROUP BY series_id, hour",
+        {db::Param::Int(totals_floor)});
+    if (!cells.ok()) return cells.status();
+    for (size_t r = 0; r < cells->size(); ++r) {
+      hourly_totals_.MergeRow(static_cast<int32_t>(cells->Int(0, r)), cells->Int(1, r),
+                              static_cast<uint64_t>(cells->Int(2, r)), cells->Double(3, r), cells->Double(4, r),
+                              cells->Double(5, r), cells->Int(6, r), cells->Int(7, r));
+    }
+  }
 
   auto state = writer_->Query("SELECT shard, applied_index FROM shard_state WHERE id = 0");
   if (!state.ok()) return state.status();
@@ -433,6 +457,7 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
       series_.push_back(std::move(ns));
     }
   }
+  hourly_totals_.AddCommitted(rollup);  // after the catalog: see hourly_totals_
   finish(Status::Ok());
   MaybeCompactRollupLocked();
 }
@@ -666,43 +691,88 @@ Result<std::vector<std::pair<int32_t, PartialAggregate>>> ShardStore::ScanPartia
   return out;
 }
 
+std::optional<std::vector<std::pair<int32_t, PartialAggregate>>> ShardStore::PartialsFromTotals(
+    const PointFilter& filter, bool by_series) {
+  if (!filter.use_rollup || !db_) return std::nullopt;
+  auto totals = hourly_totals_.ReadLock();  // before the series: see hourly_totals_
+  const auto ids = MatchingSeries(filter);
+  std::vector<bool> selected;
+  if (ids) {
+    selected.resize(ids->empty() ? 0 : static_cast<size_t>(ids->back()) + 1);
+    for (int32_t id : *ids) selected[static_cast<size_t>(id)] = true;
+  }
+  std::map<int32_t, PartialAggregate> per_series;
+  const bool answered = hourly_totals_.Fold(
+      filter.from_us, filter.to_us,
+      [&](int32_t s) { return !ids || (static_cast<size_t>(s) < selected.size() && selected[static_cast<size_t>(s)]); },
+      [&](int32_t s, int64_t, const HourCell& c) {
+        PartialAggregate& p = per_series[by_series ? s : 0];
+        p.count += c.n;
+        p.sum += c.sum;
+        if (filter.min_max) {
+          p.min = std::min(p.min, c.lo);
+          p.max = std::max(p.max, c.hi);
+        }
+      });
+  if (!answered) return std::nullopt;
+  ++reads_from_totals_;
+  return std::vector<std::pair<int32_t, PartialAggregate>>(per_series.begin(), per_series.end());
+}
+
 Result<PartialAggregate> ShardStore::Aggregate(const PointFilter& filter) {
+  auto total_of = [](const std::vector<std::pair<int32_t, PartialAggregate>>& partials) {
+    PartialAggregate total;
+    for (const auto& [series, p] : partials) total.Merge(p);
+    return total;
+  };
+  {
+    std::shared_lock<std::shared_mutex> swap(swap_mu_);  // no snapshot install mid-read
+    if (auto partials = PartialsFromTotals(filter, /*by_series=*/false)) return total_of(*partials);
+  }
   auto conn = TakeReader();  // first: the series ids below must match the file read
   if (!conn.ok()) return conn.status();
   auto ids = MatchingSeries(filter);
   if (ids && ids->empty()) return PartialAggregate{};
   auto partials = ScanPartials(**conn, filter, ids, /*by_series=*/false);
   if (!partials.ok()) return partials.status();
-  PartialAggregate total;
-  for (const auto& [series, p] : *partials) total.Merge(p);
-  return total;
+  return total_of(*partials);
 }
 
 Result<std::map<std::vector<std::string>, PartialAggregate>> ShardStore::AggregateGroups(
     const PointFilter& filter, const std::vector<std::string>& group_by) {
   std::map<std::vector<std::string>, PartialAggregate> groups;
+  auto group = [&](const std::vector<std::pair<int32_t, PartialAggregate>>& partials) {
+    std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
+    for (const auto& [series, p] : partials) {
+      const Series& s = series_.at(static_cast<size_t>(series));
+      std::vector<std::string> key;
+      key.reserve(group_by.size());
+      for (const auto& field : group_by) {
+        if (field == "metric") {
+          key.push_back(s.metric);
+        } else if (field == "partition_key") {
+          key.push_back(s.partition_key);
+        } else {
+          key.push_back(TagValue(s.tags, field));
+        }
+      }
+      groups[key].Merge(p);
+    }
+  };
+  {
+    std::shared_lock<std::shared_mutex> swap(swap_mu_);  // no snapshot install mid-read
+    if (auto partials = PartialsFromTotals(filter, /*by_series=*/true)) {
+      group(*partials);
+      return groups;
+    }
+  }
   auto conn = TakeReader();  // first: the series ids below must match the file read
   if (!conn.ok()) return conn.status();
   auto ids = MatchingSeries(filter);
   if (ids && ids->empty()) return groups;
   auto partials = ScanPartials(**conn, filter, ids, /*by_series=*/true);
   if (!partials.ok()) return partials.status();
-  std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
-  for (const auto& [series, p] : *partials) {
-    const Series& s = series_.at(static_cast<size_t>(series));
-    std::vector<std::string> key;
-    key.reserve(group_by.size());
-    for (const auto& field : group_by) {
-      if (field == "metric") {
-        key.push_back(s.metric);
-      } else if (field == "partition_key") {
-        key.push_back(s.partition_key);
-      } else {
-        key.push_back(TagValue(s.tags, field));
-      }
-    }
-    groups[key].Merge(p);
-  }
+  group(*partials);
   return groups;
 }
 

@@ -26,6 +26,7 @@
 #include "src/query/partial_aggregate.h"
 #include "src/storage/duckdb.h"
 #include "src/storage/hourly_rollup.h"
+#include "src/storage/hourly_totals.h"
 #include "src/wire/point.h"
 
 #include <atomic>
@@ -49,6 +50,8 @@ struct ShardStoreOptions {
   std::string memory_limit = "512MB";
   // Shards with fewer points answer from the points alone (see hourly_rollup.h).
   uint64_t rollup_min_points = kRollupMinPoints;
+  // Cells of the hourly rollup also kept in memory (hourly_totals.h); 0: none.
+  size_t hourly_totals_cells = kHourlyTotalsCells;
 };
 
 // Which points a query touches. Empty strings match everything.
@@ -112,6 +115,10 @@ class ShardStore {
   // What reads believe of each hour's extent (hourly_rollup.h). Exposed so
   // that tests can make it stale, as a racing write would.
   HourExtents& hour_extents() { return hour_extents_; }
+  // The rollup's cells held in memory (hourly_totals.h).
+  const HourlyTotals& hourly_totals() const { return hourly_totals_; }
+  // Reads answered from those totals, without DuckDB.
+  uint64_t reads_from_totals() const { return reads_from_totals_; }
   // Points stored in this shard (kept in memory; counted at open).
   uint64_t point_count() const;
   uint32_t shard() const { return shard_; }
@@ -132,7 +139,8 @@ class ShardStore {
   };
 
   ShardStore(std::string path, uint32_t shard, ShardStoreOptions options)
-      : path_(std::move(path)), shard_(shard), options_(std::move(options)) {}
+      : path_(std::move(path)), shard_(shard), options_(std::move(options)),
+        hourly_totals_(options_.hourly_totals_cells) {}
   // Opens the DuckDB file and loads the in-memory state from it.
   Status Init();
   // Migration: applied_writes of older files had a PRIMARY KEY (see Init).
@@ -182,6 +190,11 @@ class ShardStore {
   // from the points.
   Result<std::vector<std::pair<int32_t, PartialAggregate>>> ScanPartials(
       db::Connection& conn, const PointFilter& filter, const std::optional<std::vector<int32_t>>& ids, bool by_series);
+  // What ScanPartials returns, from the totals in memory (hourly_totals.h),
+  // when they answer the filter exactly; nullopt when DuckDB must. Requires
+  // swap_mu_ shared.
+  std::optional<std::vector<std::pair<int32_t, PartialAggregate>>> PartialsFromTotals(const PointFilter& filter,
+                                                                                      bool by_series);
   // Writes the one statement of a read's partials for `split`, appending its
   // parameters; for `assumed` edge hours it adds a check row: sid -1 in column
   // 0 and, in the column the caller names, the count of rollup rows that break
@@ -228,6 +241,10 @@ class ShardStore {
   uint64_t next_rollup_compaction_ = kRollupCompactEvery;
   // The extent of each hour's points, as the rollup rows say (reads' hint).
   HourExtents hour_extents_;
+  // The rollup in memory, for the hours that fit; updated after each commit,
+  // after the catalog (a reader's series always include the cells' series).
+  HourlyTotals hourly_totals_;
+  std::atomic<uint64_t> reads_from_totals_{0};
 
   mutable std::shared_mutex catalog_mu_;  // guards series_, series_by_identity_
   std::vector<Series> series_;

@@ -8,12 +8,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <map>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace rm {
@@ -63,12 +65,17 @@ class ShardStoreTest : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
 
+  // Most tests read DuckDB: the totals in memory (hourly_totals.h) would answer
+  // their whole-hour queries first. The tests of the totals turn them on.
+  size_t totals_cells_ = 0;
+
   std::string Path(const std::string& name = "shard-3.duckdb") const { return (dir_ / name).string(); }
 
   std::unique_ptr<ShardStore> Open(uint32_t shard = 3, const std::string& name = "shard-3.duckdb",
                                    uint64_t rollup_min_points = 0) {  // 0: the rollup path from the first point
     ShardStoreOptions options;
     options.rollup_min_points = rollup_min_points;
+    options.hourly_totals_cells = totals_cells_;
     auto store = ShardStore::Open(Path(name), shard, options);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return store.ok() ? std::move(*store) : nullptr;
@@ -760,12 +767,18 @@ TEST_F(ShardStoreTest, RollupAnswersEqualThePointsForAnyRange) {
   EXPECT_LT(std::stoi(rows[0].substr(1)), 6 * 12 + 4096);
 }
 
+// Both read paths: DuckDB (rollup + points), and the totals in memory
+// wherever they answer (hourly_totals.h), which must then be the same.
 TEST_F(ShardStoreTest, RollupBucketsEqualThePoints) {
-  auto store = Open();
+  for (size_t cells : {size_t{0}, kHourlyTotalsCells}) {
+  SCOPED_TRACE("hourly_totals_cells " + std::to_string(cells));
+  totals_cells_ = cells;
+  const std::string name = "shard-" + std::to_string(cells) + ".duckdb";
+  auto store = Open(3, name);
   ASSERT_TRUE(store);
   auto points = ApplyRandomHours(*store, 5, 60);
-  for (int64_t bucket : {kH, 2 * kH, 24 * kH, kH / 4}) {
-    for (const auto& [from, to] : TestRanges(bucket % 1000)) {
+  for (int64_t bucket : {int64_t{0}, kH, 2 * kH, 24 * kH, kH / 4}) {
+    for (const auto& [from, to] : TestRanges(static_cast<uint32_t>(bucket % 1000))) {
       raftmetrics::v1::AggregateQuery q;
       q.set_metric("cpu");
       q.set_from_us(from);
@@ -777,7 +790,7 @@ TEST_F(ShardStoreTest, RollupBucketsEqualThePoints) {
       std::map<std::pair<std::string, int64_t>, PartialAggregate> want;
       for (const auto& pt : points) {
         if (pt.ts < from || pt.ts > to) continue;
-        const int64_t start = pt.ts - (((pt.ts % bucket) + bucket) % bucket);
+        const int64_t start = bucket == 0 ? 0 : pt.ts - (((pt.ts % bucket) + bucket) % bucket);
         want[{pt.host % 2 ? "a" : "b", start}].Add(pt.value);
       }
       const std::string what = std::to_string(bucket) + " " + std::to_string(from) + ".." + std::to_string(to);
@@ -790,6 +803,13 @@ TEST_F(ShardStoreTest, RollupBucketsEqualThePoints) {
         ExpectSame(have, it->second, what);
       }
     }
+  }
+  // Whole hours and cells wholly inside cut hours come from memory.
+  if (cells > 0) {
+    EXPECT_GT(store->reads_from_totals(), 10u);
+  } else {
+    EXPECT_EQ(store->reads_from_totals(), 0u);
+  }
   }
 }
 
@@ -927,6 +947,144 @@ TEST_F(ShardStoreTest, RollupRowsWithoutExtentsAreMigratedAndNeverStandInForAnEd
   MustApply(*store, Command({{"cpu", "h1", {}, {{3 * kH + 7, 4.0}}}}));
   f.to_us = 3 * kH + 8;
   EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 107.0);
+}
+
+// ---- The rollup's totals in memory (src/storage/hourly_totals.h) --------------
+
+TEST_F(ShardStoreTest, TotalsInMemoryAnswerWholeHoursAndCellsInsideTheRange) {
+  totals_cells_ = kHourlyTotalsCells;
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    MustApply(*store, Command({{"cpu", "h1", {}, {{kH + 5, 1.0}, {2 * kH + 10, 2.0}, {3 * kH + 7, 4.0}}}}));
+  }
+  // The totals are loaded from the rollup at open: tampering with hour 1 shows
+  // which reads used them.
+  Tamper(Path(), "UPDATE rollup_1h SET total = total + 100 WHERE hour = 1");
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->hourly_totals().cells(), 3u);
+  PointFilter f;
+  f.from_us = kH + 2;  // hour 1 cut, but its one point is inside
+  f.to_us = 3 * kH + 7;
+  EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 107.0);
+  raftmetrics::v1::AggregateQuery q;
+  q.set_metric("cpu");
+  q.set_from_us(kH + 2);
+  q.set_to_us(3 * kH + 7);
+  auto r = store->AggregateQuery(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->groups_size(), 1);
+  EXPECT_DOUBLE_EQ(r->groups(0).aggregate().sum(), 107.0);
+  EXPECT_EQ(store->reads_from_totals(), 2u);
+  // Hour 1's point outside the range: wholly outside, so skipped.
+  f.from_us = kH + 6;
+  EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 6.0);
+  EXPECT_EQ(store->reads_from_totals(), 3u);
+  // A cell with points on both sides of the cut is refused: DuckDB answers
+  // (hour 2 from the rollup, hour 3's edge from the points).
+  MustApply(*store, Command({{"cpu", "h1", {}, {{3 * kH + 9, 8.0}}}}));
+  EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 6.0);
+  EXPECT_EQ(store->reads_from_totals(), 3u);
+  // Percentiles need the values: never from the totals.
+  q.set_want_sketch(true);
+  ASSERT_TRUE(store->AggregateQuery(q).ok());
+  EXPECT_EQ(store->reads_from_totals(), 3u);
+  // Replica checksums read every point.
+  f.from_us = std::nullopt;
+  f.to_us = std::nullopt;
+  f.use_rollup = false;
+  EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 15.0);
+  f.use_rollup = true;
+  EXPECT_DOUBLE_EQ(MustAggregate(*store, f).sum, 115.0);
+  EXPECT_EQ(store->reads_from_totals(), 4u);
+}
+
+TEST_F(ShardStoreTest, TotalsKeepTheNewestHoursWithinTheirBudget) {
+  totals_cells_ = 30;  // 6 hosts: 5 hours of the 12
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto points = ApplyRandomHours(*store, 3, 40);
+  for (int reopen = 0; reopen < 2; ++reopen) {
+    SCOPED_TRACE(reopen ? "reopened" : "as written");
+    EXPECT_LE(store->hourly_totals().cells(), 30u);
+    EXPECT_GE(store->hourly_totals().floor(), 4);
+    const uint64_t before = store->reads_from_totals();
+    for (const auto& [from, to] : TestRanges(4)) {
+      PointFilter f;
+      f.from_us = from;
+      f.to_us = to;
+      ExpectSame(MustAggregate(*store, f), Expected(points, from, to), std::to_string(from) + ".." + std::to_string(to));
+    }
+    // The recent hours are held; anything older is read from DuckDB.
+    PointFilter recent;
+    recent.from_us = 7 * kH;
+    ExpectSame(MustAggregate(*store, recent), Expected(points, 7 * kH, INT64_MAX), "recent");
+    EXPECT_GT(store->reads_from_totals(), before);
+    PointFilter all;
+    const uint64_t recent_reads = store->reads_from_totals();
+    ExpectSame(MustAggregate(*store, all), Expected(points, INT64_MIN, INT64_MAX), "all");
+    EXPECT_EQ(store->reads_from_totals(), recent_reads);
+    store.reset();
+    store = Open();
+    ASSERT_TRUE(store);
+  }
+}
+
+TEST_F(ShardStoreTest, TotalsFollowASnapshotInstall) {
+  totals_cells_ = kHourlyTotalsCells;
+  auto source = Open(3, "source.duckdb");
+  auto target = Open(3, "target.duckdb");
+  ASSERT_TRUE(source && target);
+  auto points = ApplyRandomHours(*source, 8, 20);
+  MustApply(*target, Command({{"cpu", "other", {}, {{kH, 1000.0}}}}));
+  auto blob = source->ExportSnapshot();
+  ASSERT_TRUE(blob.ok());
+  ASSERT_TRUE(target->InstallSnapshot(*blob).ok());
+  EXPECT_EQ(target->hourly_totals().cells(), source->hourly_totals().cells());
+  const uint64_t before = target->reads_from_totals();
+  ExpectSame(MustAggregate(*target, {}), Expected(points, INT64_MIN, INT64_MAX), "after install");
+  EXPECT_EQ(target->reads_from_totals(), before + 1);
+}
+
+// Every command adds a new series with a point in hour 0 and one in hour 2,
+// and a point in hour 1 to a series all share: a read that saw part of a
+// command (its hour 0 but not its hour 2, or its points but not its new
+// series) would count a total that is not a multiple of 3.
+TEST_F(ShardStoreTest, ReadsFromTotalsSeeWholeCommands) {
+  totals_cells_ = kHourlyTotalsCells;
+  auto store = Open();
+  ASSERT_TRUE(store);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int c = 0; c < 150; ++c) {
+      const std::string host = "n" + std::to_string(c);
+      MustApply(*store, Command({{"cpu", host, {{"host", host}}, {{10 + c, 1.0}, {2 * kH + c, 1.0}}},
+                                 {"cpu", "shared", {{"host", "shared"}}, {{kH + c, 1.0}}}}));
+    }
+    done = true;
+  });
+  raftmetrics::v1::AggregateQuery q;
+  q.set_metric("cpu");
+  q.set_from_us(0);
+  q.set_to_us(3 * kH - 1);
+  q.add_group_by("host");
+  PointFilter f;
+  f.from_us = 0;
+  f.to_us = 3 * kH - 1;
+  int reads = 0;
+  for (; !done && reads < 100000; ++reads) {
+    const uint64_t n = MustAggregate(*store, f).count;
+    ASSERT_EQ(n % 3, 0u) << "read " << reads;
+    auto r = store->AggregateQuery(q);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    uint64_t grouped = 0;
+    for (const auto& g : r->groups()) grouped += g.aggregate().count();
+    ASSERT_EQ(grouped % 3, 0u) << "read " << reads;
+  }
+  writer.join();
+  EXPECT_EQ(MustAggregate(*store, f).count, 450u);
+  EXPECT_GT(store->reads_from_totals(), 0u);
 }
 
 TEST_F(ShardStoreTest, SketchBinsEqualTheSketchOfTheValues) {
