@@ -662,7 +662,26 @@ class Node(object):
             kill_proc(self.proc, grace_s=5.0)
 
     def pause(self):
+        """SIGSTOP, then wait (up to 2 s) until every thread has stopped: kill()
+        returns before they do, and a fast answer could still leave meanwhile."""
         os.kill(self.proc.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 2.0
+        for _ in range(400):
+            if self._all_threads_stopped() or time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
+
+    def _all_threads_stopped(self):
+        try:
+            tasks = os.listdir("/proc/%d/task" % self.proc.pid)
+            for t in tasks:
+                with open("/proc/%d/task/%s/stat" % (self.proc.pid, t)) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                if state not in ("T", "t"):
+                    return False
+        except OSError:
+            return True  # gone: nothing left to stop
+        return True
 
     def resume(self):
         os.kill(self.proc.pid, signal.SIGCONT)
