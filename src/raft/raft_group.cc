@@ -173,8 +173,10 @@ std::future<Result<uint64_t>> RaftGroup::Propose(std::string command) {
       if (status == 0) {
         p->promise.set_value(static_cast<uint64_t>(req->index));
       } else {
-        p->promise.set_value(Status(Code::kUnavailable, std::string("Raft entry not committed here: ") +
-                                                            raft_strerror(status)));
+        // Leadership lost (or the group closing) with the entry in flight: no
+        // quorum confirmed it, which callers report as RAFT_ERROR.
+        p->promise.set_value(Status(Code::kRaft, std::string("Raft entry not committed here: ") +
+                                                     raft_strerror(status)));
       }
       delete p;
     });
