@@ -80,6 +80,10 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
   app->add_option("--hourly-totals-cells", f.node.hourly_totals_cells,
                   "Worker: (series, hour) cells of the hourly rollup each shard also keeps in memory (0: none)")
       ->envname("HOURLY_TOTALS_CELLS");
+  app->add_option("--write-buffer-points", f.node.write_buffer_points,
+                  "Worker: points a shard without Raft acknowledges from its command log before writing them "
+                  "to DuckDB in one transaction (0: every write commits to DuckDB)")
+      ->envname("WRITE_BUFFER_POINTS");
   app->add_option("--auth-tokens", f.node.auth_tokens, "Comma-separated API tokens (prefer AUTH_TOKENS or a file)")
       ->envname("AUTH_TOKENS");
   app->add_option("--tokens-file", f.node.tokens_file, "API tokens, one name:token[:expiry] per line")

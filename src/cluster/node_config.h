@@ -56,6 +56,7 @@ struct NodeConfig {
   std::string shard_memory_limit = "512MB";
   uint64_t rollup_min_points = 2 * 122880;  // see kRollupMinPoints
   uint64_t hourly_totals_cells = 200000;    // see kHourlyTotalsCells
+  uint64_t write_buffer_points = 131072;    // see kWriteBufferPoints
 };
 
 // "2" -> "worker-2"; anything else is kept.

@@ -226,6 +226,7 @@ Result<ShardStore::SeriesSelection> ShardStore::SelectSeries(const pb::Aggregate
 }
 
 Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQuery& query) {
+  if (Status flushed = Flush(); !flushed.ok()) return flushed;  // reads see every acknowledged write
   const int64_t b = query.bucket_us();
   // Buckets are aligned to multiples of `b` since the epoch; `origin` is the
   // aligned start at or before `from`, so (ts - origin) is never negative in

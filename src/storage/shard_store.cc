@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,6 +23,8 @@ namespace {
 
 // How often expired idempotency keys are pruned (in command time).
 constexpr int64_t kKeyPruneIntervalUs = 60LL * 1000000;
+// The write buffer's command log, next to the shard's DuckDB file.
+constexpr const char* kCommandLogSuffix = ".wlog";
 
 std::string TagValue(const Tags& tags, const std::string& key) {
   for (const auto& [k, v] : tags) {
@@ -208,7 +211,7 @@ Status ShardStore::Init() {
   for (size_t r = 0; r < keys->size(); ++r) {
     keys_[keys->Text(0, r)] = {static_cast<uint64_t>(keys->Int(1, r)), keys->Int(2, r)};
   }
-  return Status::Ok();
+  return ReplayCommandLogLocked();
 }
 
 Status ShardStore::DropAppliedWritesKeyIfAny() {
@@ -260,8 +263,15 @@ std::vector<Result<ApplyOutcome>> ShardStore::ApplyNext(
   lock.unlock();
   {
     std::lock_guard<std::mutex> write(write_mu_);
-    for (size_t i = 0; i < group.size(); ++i) group[i]->index = applied_index_ + 1 + i;
-    ApplyGroupLocked(group);
+    const uint64_t first = LastIndexLocked() + 1;
+    for (size_t i = 0; i < group.size(); ++i) group[i]->index = first + i;
+    if (BufferWritesLocked()) {
+      StageGroupLocked(group);
+    } else if (Status flushed = FlushLocked(); !flushed.ok()) {
+      for (auto* e : group) e->result = flushed;  // DuckDB must get the buffer first, in order
+    } else {
+      ApplyGroupLocked(group);
+    }
   }
   lock.lock();
   group_running_ = false;
@@ -282,7 +292,13 @@ std::vector<Result<ApplyOutcome>> ShardStore::ApplyBatch(const std::vector<Entry
   for (auto& g : storage) group.push_back(&g);
   {
     std::lock_guard<std::mutex> lock(write_mu_);
-    ApplyGroupLocked(group);
+    // Raft's entries follow whatever was buffered before (a shard that got
+    // replicas after running without them).
+    if (Status flushed = FlushLocked(); !flushed.ok()) {
+      for (auto* e : group) e->result = flushed;
+    } else {
+      ApplyGroupLocked(group);
+    }
   }
   std::vector<Result<ApplyOutcome>> results;
   for (auto& g : storage) results.push_back(std::move(g.result));
@@ -462,6 +478,135 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
   MaybeCompactRollupLocked();
 }
 
+bool ShardStore::BufferWritesLocked() const {
+  if (options_.write_buffer_points == 0 || !writer_) return false;
+  const std::string dir = std::filesystem::path(path_).parent_path().string();
+  struct statvfs st;
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0) return false;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize >= options_.write_buffer_min_free_bytes;
+}
+
+void ShardStore::StageGroupLocked(std::vector<GroupEntry*>& group) {
+  auto fail_all = [&](const Status& st) {
+    for (auto* e : group) e->result = st;
+  };
+  // A buffer DuckDB keeps refusing (a failing disk) must not grow without end:
+  // past twice its size, writes wait for the flush and fail with its error.
+  if (buffered_points_ >= 2 * options_.write_buffer_points) {
+    if (Status flushed = FlushLocked(); !flushed.ok()) return fail_all(flushed);
+  }
+  if (!log_) {
+    std::vector<CommandLog::Record> leftover;
+    auto log = CommandLog::Open(path_ + kCommandLogSuffix, &leftover);
+    if (!log.ok()) return fail_all(log.status());
+    // Init replayed any earlier log into DuckDB, so what is left (a log that
+    // could not be removed) holds only commands DuckDB has.
+    for (const auto& r : leftover) {
+      if (r.index > applied_index_) {
+        return fail_all(Status(Code::kInternal, "command log holds commands DuckDB lacks",
+                               {{"path", path_ + kCommandLogSuffix}, {"index", r.index}}));
+      }
+    }
+    if (Status s = (*log)->Clear(); !s.ok()) return fail_all(s);
+    log_ = std::move(*log);
+  }
+  // Each result now is what ApplyGroupLocked will decide at the flush: the same
+  // keys (stored and buffered) checked in the same order.
+  std::vector<ApplyOutcome> outcomes(group.size());
+  std::unordered_map<std::string, uint64_t> new_keys;
+  std::vector<std::string> payloads(group.size());
+  std::vector<std::pair<uint64_t, std::string_view>> records;
+  records.reserve(group.size());
+  uint64_t new_points = 0;
+  for (size_t i = 0; i < group.size(); ++i) {
+    const auto& command = *group[i]->command;
+    ApplyOutcome& out = outcomes[i];
+    const std::string& key = command.idempotency_key();
+    if (!key.empty()) {
+      if (auto it = keys_.find(key); it != keys_.end()) {
+        out = {it->second.stored, true};
+      } else if (auto b = buffered_keys_.find(key); b != buffered_keys_.end()) {
+        out = {b->second, true};
+      } else if (auto n = new_keys.find(key); n != new_keys.end()) {
+        out = {n->second, true};
+      }
+    }
+    if (!out.duplicate) {
+      for (const auto& series : command.series()) out.stored += static_cast<uint64_t>(series.values_size());
+      new_points += out.stored;
+      if (!key.empty()) new_keys.emplace(key, out.stored);
+    }
+    if (!command.SerializeToString(&payloads[i])) {
+      return fail_all(Status(Code::kInternal, "cannot serialise a shard command"));
+    }
+    records.emplace_back(group[i]->index, payloads[i]);
+  }
+  if (Status s = log_->Append(records); !s.ok()) return fail_all(s);
+
+  // Synced: the commands are acknowledged from here on.
+  for (size_t i = 0; i < group.size(); ++i) {
+    buffer_.push_back({group[i]->index, *group[i]->command});
+    group[i]->result = outcomes[i];
+  }
+  buffered_keys_.merge(new_keys);
+  buffered_points_ += new_points;
+  buffered_commands_ = buffer_.size();
+  buffered_index_ = buffer_.back().index;
+  // A failed flush keeps the commands buffered and logged: the next write or
+  // read tries again.
+  if (buffered_points_ >= options_.write_buffer_points) (void)FlushLocked();
+}
+
+Status ShardStore::FlushLocked() {
+  if (buffer_.empty()) return Status::Ok();
+  std::vector<GroupEntry> storage;
+  storage.reserve(buffer_.size());
+  for (auto& b : buffer_) storage.push_back({&b.command, b.index, Status(Code::kInternal, "not applied"), false});
+  std::vector<GroupEntry*> group;
+  group.reserve(storage.size());
+  for (auto& g : storage) group.push_back(&g);
+  ApplyGroupLocked(group);
+  for (auto& g : storage) {
+    if (!g.result.ok()) return g.result.status();  // one transaction: all failed alike
+  }
+  buffer_.clear();
+  buffered_keys_.clear();
+  buffered_points_ = 0;
+  buffered_commands_ = 0;
+  // A log that cannot be emptied only holds commands DuckDB now has: a replay
+  // skips them by index.
+  if (log_) (void)log_->Clear();
+  return Status::Ok();
+}
+
+Status ShardStore::Flush() {
+  if (buffered_commands_ == 0) return Status::Ok();
+  std::lock_guard<std::mutex> write(write_mu_);
+  return FlushLocked();
+}
+
+Status ShardStore::ReplayCommandLogLocked() {
+  const std::string path = path_ + kCommandLogSuffix;
+  auto records = CommandLog::ReadAll(path);
+  if (!records.ok()) return records.status();
+  for (auto& r : *records) {
+    if (r.index <= LastIndexLocked()) continue;  // DuckDB has it (or a duplicate record)
+    Buffered b{r.index, {}};
+    if (!b.command.ParseFromString(r.payload)) {
+      return Status(Code::kStorage, "a command log record does not parse",
+                    {{"storage_type", "duckdb"}, {"operation", "open"}, {"path", path}, {"index", r.index}});
+    }
+    buffer_.push_back(std::move(b));
+  }
+  Status s = FlushLocked();
+  if (!s.ok()) return s;
+  // Every command is in DuckDB now; a log that stays only repeats them.
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  log_.reset();
+  return Status::Ok();
+}
+
 void ShardStore::MaybeCompactRollupLocked() {
   if (rollup_rows_since_compaction_ < next_rollup_compaction_ || !rollup_dirty_hours_) return;
   // Its own transaction, after the apply committed: compaction changes how many
@@ -546,6 +691,7 @@ Result<std::string> ShardStore::ExportSnapshot() {
   // Applies (and the checkpoints DuckDB runs when they commit) are the only
   // writers of the two files: with them held off, the pair is one committed state.
   std::lock_guard<std::mutex> write(write_mu_);
+  if (Status flushed = FlushLocked(); !flushed.ok()) return flushed;  // the snapshot holds every write
   SnapshotBundle bundle{shard_, applied_index_, {}};
   for (const char* suffix : {"", ".wal"}) {
     auto data = ReadWholeFile(path_ + suffix);
@@ -567,7 +713,7 @@ Status ShardStore::InstallSnapshot(std::string_view blob) {
   }
   std::unique_lock<std::shared_mutex> swap(swap_mu_);
   std::lock_guard<std::mutex> write(write_mu_);
-  if (bundle->applied_index <= applied_index_) return Status::Ok();
+  if (bundle->applied_index <= LastIndexLocked()) return Status::Ok();
 
   // Close the database (every connection first), then swap the files. Crash
   // safety: the new files are complete and synced before the old WAL goes, and
@@ -591,6 +737,14 @@ Status ShardStore::InstallSnapshot(std::string_view blob) {
   }
   SyncDirectoryOf(path_);
 
+  // The snapshot replaces whatever was buffered too.
+  buffer_.clear();
+  buffered_keys_.clear();
+  buffered_points_ = 0;
+  buffered_commands_ = 0;
+  buffered_index_ = 0;
+  log_.reset();
+  std::filesystem::remove(path_ + kCommandLogSuffix, ec);
   keys_.clear();
   next_key_prune_us_ = 0;
   rollup_rows_since_compaction_ = 0;
@@ -725,6 +879,7 @@ Result<PartialAggregate> ShardStore::Aggregate(const PointFilter& filter) {
     for (const auto& [series, p] : partials) total.Merge(p);
     return total;
   };
+  if (Status flushed = Flush(); !flushed.ok()) return flushed;  // reads see every acknowledged write
   {
     std::shared_lock<std::shared_mutex> swap(swap_mu_);  // no snapshot install mid-read
     if (auto partials = PartialsFromTotals(filter, /*by_series=*/false)) return total_of(*partials);
@@ -759,6 +914,7 @@ Result<std::map<std::vector<std::string>, PartialAggregate>> ShardStore::Aggrega
       groups[key].Merge(p);
     }
   };
+  if (Status flushed = Flush(); !flushed.ok()) return flushed;  // reads see every acknowledged write
   {
     std::shared_lock<std::shared_mutex> swap(swap_mu_);  // no snapshot install mid-read
     if (auto partials = PartialsFromTotals(filter, /*by_series=*/true)) {
@@ -776,12 +932,12 @@ Result<std::map<std::vector<std::string>, PartialAggregate>> ShardStore::Aggrega
   return groups;
 }
 
-uint64_t ShardStore::applied_index() const { return applied_index_; }
-uint64_t ShardStore::point_count() const { return point_count_; }
+uint64_t ShardStore::applied_index() const { return std::max<uint64_t>(applied_index_, buffered_index_); }
+uint64_t ShardStore::point_count() const { return point_count_ + buffered_points_; }
 
 uint64_t ShardStore::DiskBytes() const {
   uint64_t total = 0;
-  for (const auto& p : {path_, path_ + ".wal"}) {
+  for (const auto& p : {path_, path_ + ".wal", path_ + kCommandLogSuffix}) {
     std::error_code ec;
     auto n = std::filesystem::file_size(p, ec);
     if (!ec) total += n;

@@ -7,6 +7,17 @@
 // (the property Raft log replay needs). Apply returns only after DuckDB
 // committed (WAL synced), so an acknowledged write survives kill -9.
 //
+// Write buffer (shards without Raft, ApplyNext): DuckDB's cost is per
+// transaction and per copy of a point, so a few thousand points per transaction
+// spend most of a worker's CPU there (docs/benchmarks.md). ApplyNext therefore
+// appends its commands to the shard's command log (command_log.h), syncs it,
+// acknowledges, and keeps the commands in memory; they reach DuckDB together,
+// in one transaction, once write_buffer_points are waiting, or before anything
+// reads the shard (every read first flushes, so reads see every acknowledged
+// write, exactly as before). After a crash, Init replays the log's commands
+// that DuckDB does not have. Raft's applies (Apply, ApplyBatch) are not
+// buffered: their log is Raft's, and they flush the buffer first.
+//
 // Layout (chosen for the query path; see docs/architecture.md):
 //   series(id INTEGER, metric, partition_key, host, datacenter, tags JSON text)
 //   points(series_id INTEGER, ts BIGINT micros, value DOUBLE)
@@ -24,6 +35,7 @@
 #include "proto/raftmetrics.pb.h"
 #include "src/common/status.h"
 #include "src/query/partial_aggregate.h"
+#include "src/storage/command_log.h"
 #include "src/storage/duckdb.h"
 #include "src/storage/hourly_rollup.h"
 #include "src/storage/hourly_totals.h"
@@ -45,6 +57,8 @@
 
 namespace rm {
 
+inline constexpr uint64_t kWriteBufferPoints = 131072;
+
 struct ShardStoreOptions {
   int duckdb_threads = 1;
   std::string memory_limit = "512MB";
@@ -52,6 +66,14 @@ struct ShardStoreOptions {
   uint64_t rollup_min_points = kRollupMinPoints;
   // Cells of the hourly rollup also kept in memory (hourly_totals.h); 0: none.
   size_t hourly_totals_cells = kHourlyTotalsCells;
+  // ApplyNext's write buffer (see above): DuckDB gets the buffered commands once
+  // this many points wait (a DuckDB row group is 122,880 rows); 0: every
+  // ApplyNext commits to DuckDB itself.
+  uint64_t write_buffer_points = kWriteBufferPoints;
+  // Below this much free disk space, ApplyNext writes through to DuckDB: a full
+  // disk must fail the write that does not fit, never a later flush of writes
+  // already acknowledged (which reads could then not see).
+  uint64_t write_buffer_min_free_bytes = 256ull << 20;
 };
 
 // Which points a query touches. Empty strings match everything.
@@ -91,6 +113,12 @@ class ShardStore {
   // The same for several commands at once (in order), one result each: they
   // join one group, so they share a transaction.
   std::vector<Result<ApplyOutcome>> ApplyNext(const std::vector<const raftmetrics::v1::ShardCommand*>& commands);
+
+  // Writes the buffered commands to DuckDB (see the write buffer above). Reads
+  // call it first; a failure leaves them buffered (and in the command log).
+  Status Flush();
+  // Points and commands acknowledged but not yet in DuckDB.
+  uint64_t buffered_points() const { return buffered_points_; }
 
   Result<PartialAggregate> Aggregate(const PointFilter& filter);
   // Aggregates grouped by the values of `group_by` (tag keys, or "metric",
@@ -173,6 +201,20 @@ class ShardStore {
   // Writes every command of `group` in one transaction and sets each result
   // (a failed transaction fails them all). Requires write_mu_.
   void ApplyGroupLocked(std::vector<GroupEntry*>& group);
+  // ApplyNext's path with the write buffer: logs the group's commands (one
+  // sync), keeps them in buffer_ and sets each result to what the flush will
+  // store. Requires write_mu_.
+  void StageGroupLocked(std::vector<GroupEntry*>& group);
+  // Writes buffer_ to DuckDB in one transaction and empties it and the log.
+  // Requires write_mu_.
+  Status FlushLocked();
+  // Replays the command log left by a crash (Init): its commands that DuckDB
+  // does not have go to DuckDB now. Requires write_mu_ (or no other user).
+  Status ReplayCommandLogLocked();
+  // The index of the last command applied or buffered. Requires write_mu_.
+  uint64_t LastIndexLocked() const { return buffer_.empty() ? applied_index_.load() : buffer_.back().index; }
+  // Whether ApplyNext should buffer now (enabled, and room on the disk).
+  bool BufferWritesLocked() const;
   // Compacts the rollup when enough rows were appended since the last time.
   // Requires write_mu_.
   void MaybeCompactRollupLocked();
@@ -249,6 +291,19 @@ class ShardStore {
   mutable std::shared_mutex catalog_mu_;  // guards series_, series_by_identity_
   std::vector<Series> series_;
   std::unordered_map<std::string, int32_t> series_by_identity_;
+
+  // The write buffer (guarded by write_mu_): commands acknowledged from the
+  // command log, in index order, and the idempotency keys among them.
+  struct Buffered {
+    uint64_t index;
+    raftmetrics::v1::ShardCommand command;
+  };
+  std::vector<Buffered> buffer_;
+  std::unordered_map<std::string, uint64_t> buffered_keys_;  // key -> points stored
+  std::unique_ptr<CommandLog> log_;                          // opened on the first buffered write
+  std::atomic<uint64_t> buffered_points_{0};
+  std::atomic<size_t> buffered_commands_{0};
+  std::atomic<uint64_t> buffered_index_{0};  // the last buffered command's index
 
   std::mutex group_mu_;  // guards group_queue_, group_running_, GroupEntry::done
   std::condition_variable group_cv_;

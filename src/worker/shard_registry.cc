@@ -61,7 +61,7 @@ void ShardRegistry::Drop(uint32_t shard) {
     stores_.erase(it);
   }
   std::error_code ec;
-  for (const char* suffix : {"", ".wal"}) fs::remove(path + suffix, ec);
+  for (const char* suffix : {"", ".wal", ".wlog"}) fs::remove(path + suffix, ec);
 }
 
 uint64_t ShardRegistry::DiskBytes() const {

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -68,6 +69,10 @@ class ShardStoreTest : public ::testing::Test {
   // Most tests read DuckDB: the totals in memory (hourly_totals.h) would answer
   // their whole-hour queries first. The tests of the totals turn them on.
   size_t totals_cells_ = 0;
+  // Most tests check what reaches DuckDB with each apply: the write buffer
+  // (ShardStoreBufferTest) is off unless a test turns it on.
+  uint64_t write_buffer_points_ = 0;
+  uint64_t write_buffer_min_free_bytes_ = 0;
 
   std::string Path(const std::string& name = "shard-3.duckdb") const { return (dir_ / name).string(); }
 
@@ -76,6 +81,8 @@ class ShardStoreTest : public ::testing::Test {
     ShardStoreOptions options;
     options.rollup_min_points = rollup_min_points;
     options.hourly_totals_cells = totals_cells_;
+    options.write_buffer_points = write_buffer_points_;
+    options.write_buffer_min_free_bytes = write_buffer_min_free_bytes_;
     auto store = ShardStore::Open(Path(name), shard, options);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return store.ok() ? std::move(*store) : nullptr;
@@ -1148,6 +1155,210 @@ TEST_F(ShardStoreTest, ReplayedAndDuplicateCommandsAddNoRollupRows) {
   PartialAggregate agg = MustAggregate(*store, f);
   EXPECT_EQ(agg.count, 2u);
   EXPECT_DOUBLE_EQ(agg.sum, 6.0);
+}
+
+// The write buffer (ApplyNext without Raft): commands are acknowledged from the
+// command log and reach DuckDB together, at the threshold or before a read.
+class ShardStoreBufferTest : public ShardStoreTest {
+ protected:
+  void SetUp() override {
+    ShardStoreTest::SetUp();
+    write_buffer_points_ = 1000;
+  }
+  std::string LogPath() const { return Path() + ".wlog"; }
+  uint64_t PointsInFile() {
+    auto rows = Dump(Path(), "SELECT count(*)::VARCHAR FROM points");
+    return rows.size() == 1 ? std::stoull(rows[0].substr(1)) : ~0ull;
+  }
+};
+
+TEST_F(ShardStoreBufferTest, AcknowledgedWritesWaitInTheLogAndReadsSeeThem) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto out = MustApply(*store, Command({{"cpu", "h1", {}, {{100, 1.5}, {200, 2.5}}}}));
+  EXPECT_EQ(out.stored, 2u);
+  MustApply(*store, Command({{"cpu", "h2", {{"dc", "x"}}, {{300, 4}}}}));
+  EXPECT_EQ(store->buffered_points(), 3u);
+  EXPECT_EQ(store->point_count(), 3u);
+  EXPECT_EQ(store->applied_index(), 2u);
+  EXPECT_GT(fs::file_size(LogPath()), 0u);
+  // A read flushes first, so it sees every acknowledged write.
+  PartialAggregate agg = MustAggregate(*store);
+  EXPECT_EQ(agg.count, 3u);
+  EXPECT_DOUBLE_EQ(agg.sum, 8.0);
+  EXPECT_EQ(store->buffered_points(), 0u);
+  EXPECT_EQ(store->point_count(), 3u);
+  EXPECT_EQ(fs::file_size(LogPath()), 0u);
+  // Grouped reads and /aggregate reads flush too.
+  MustApply(*store, Command({{"cpu", "h2", {{"dc", "x"}}, {{400, 6}}}}));
+  auto groups = store->AggregateGroups({}, {"dc"});
+  ASSERT_TRUE(groups.ok());
+  EXPECT_EQ((*groups)[{"x"}].count, 2u);
+  MustApply(*store, Command({{"cpu", "h2", {{"dc", "x"}}, {{500, 8}}}}));
+  raftmetrics::v1::AggregateQuery q;
+  q.set_from_us(0);
+  q.set_to_us(1000);
+  q.set_max_groups(10);
+  auto r = store->AggregateQuery(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->groups_size(), 1);
+  EXPECT_EQ(r->groups(0).aggregate().count(), 5u);
+  store.reset();
+  EXPECT_EQ(PointsInFile(), 5u);
+}
+
+TEST_F(ShardStoreBufferTest, ThresholdWritesTheBufferInOneTransaction) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  std::vector<std::pair<int64_t, double>> pts;
+  for (int i = 0; i < 400; ++i) pts.push_back({i, 1.0});
+  MustApply(*store, Command({{"m", "a", {}, pts}}));
+  MustApply(*store, Command({{"m", "b", {}, pts}}));
+  EXPECT_EQ(store->buffered_points(), 800u);
+  MustApply(*store, Command({{"m", "c", {}, pts}}));  // 1,200 >= 1,000
+  EXPECT_EQ(store->buffered_points(), 0u);
+  EXPECT_EQ(store->applied_index(), 3u);
+  EXPECT_EQ(fs::file_size(LogPath()), 0u);
+  store.reset();
+  EXPECT_EQ(PointsInFile(), 1200u);
+  EXPECT_EQ(Dump(Path(), "SELECT applied_index::VARCHAR FROM shard_state"), std::vector<std::string>{"|3"});
+}
+
+TEST_F(ShardStoreBufferTest, KillAfterAcknowledgementLosesNothing) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    MustApply(*store, Command({{"cpu", "h1", {}, {{100, 1}}}}, "key-1"));
+    MustApply(*store, Command({{"cpu", "h9", {}, {{200, 2}, {300, 3}}}}));
+    EXPECT_EQ(store->buffered_points(), 3u);
+    // Destroying the store without a read or flush is what kill -9 leaves:
+    // nothing of the buffer reached DuckDB.
+  }
+  EXPECT_EQ(PointsInFile(), 0u);
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->buffered_points(), 0u);  // replayed into DuckDB at open
+  EXPECT_FALSE(fs::exists(LogPath()));
+  EXPECT_EQ(store->applied_index(), 2u);
+  EXPECT_EQ(store->point_count(), 3u);
+  EXPECT_EQ(MustAggregate(*store).count, 3u);
+  // The key came back with its command: a retry is a duplicate.
+  auto retry = MustApply(*store, Command({{"cpu", "h1", {}, {{100, 1}}}}, "key-1"));
+  EXPECT_TRUE(retry.duplicate);
+  EXPECT_EQ(retry.stored, 1u);
+  EXPECT_EQ(store->applied_index(), 3u);
+  EXPECT_EQ(MustAggregate(*store).count, 3u);
+}
+
+TEST_F(ShardStoreBufferTest, DuplicateKeysInTheBufferAreStoredOnce) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto cmd = Command({{"cpu", "h1", {}, {{100, 1}, {200, 2}}}}, "key-1");
+  EXPECT_FALSE(MustApply(*store, cmd).duplicate);
+  auto again = MustApply(*store, cmd);
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.stored, 2u);
+  // Two in one group (one ApplyNext call) as well.
+  auto other = Command({{"cpu", "h2", {}, {{300, 3}}}}, "key-2");
+  auto both = store->ApplyNext(std::vector<const ShardCommand*>{&other, &other});
+  ASSERT_TRUE(both[0].ok() && both[1].ok());
+  EXPECT_FALSE(both[0]->duplicate);
+  EXPECT_TRUE(both[1]->duplicate);
+  EXPECT_EQ(store->buffered_points(), 3u);
+  PartialAggregate agg = MustAggregate(*store);
+  EXPECT_EQ(agg.count, 3u);
+  EXPECT_DOUBLE_EQ(agg.sum, 6.0);
+  EXPECT_TRUE(MustApply(*store, cmd).duplicate);  // and after the flush, from DuckDB's keys
+  store.reset();
+  EXPECT_EQ(Dump(Path(), "SELECT key, stored::VARCHAR FROM applied_writes ORDER BY key"),
+            (std::vector<std::string>{"|key-1|2", "|key-2|1"}));
+}
+
+TEST_F(ShardStoreBufferTest, ATornLogTailIsCutOffAndTheRestReplayed) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    MustApply(*store, Command({{"cpu", "h1", {}, {{100, 1}}}}));
+    MustApply(*store, Command({{"cpu", "h1", {}, {{200, 2}}}}));
+  }
+  const auto whole = fs::file_size(LogPath());
+  {  // a crash in the middle of a third append
+    std::ofstream out(LogPath(), std::ios::binary | std::ios::app);
+    out << std::string("\x40\x00\x00\x00\x03\x00\x00", 7);
+  }
+  ASSERT_EQ(fs::file_size(LogPath()), whole + 7);
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->applied_index(), 2u);
+  PartialAggregate agg = MustAggregate(*store);
+  EXPECT_EQ(agg.count, 2u);
+  EXPECT_DOUBLE_EQ(agg.sum, 3.0);
+}
+
+TEST_F(ShardStoreBufferTest, RaftAppliesAndSnapshotsFollowTheBuffer) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  MustApply(*store, Command({{"cpu", "h1", {}, {{100, 1}}}}));
+  // A Raft entry after buffered writes: DuckDB gets the buffer first.
+  ASSERT_TRUE(store->Apply(Command({{"cpu", "h1", {}, {{200, 2}}}}), 2).ok());
+  EXPECT_EQ(store->buffered_points(), 0u);
+  EXPECT_EQ(store->applied_index(), 2u);
+  // A snapshot holds the buffered writes.
+  MustApply(*store, Command({{"cpu", "h1", {}, {{300, 3}}}}));
+  auto blob = store->ExportSnapshot();
+  ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+  auto target = Open(3, "target.duckdb");
+  ASSERT_TRUE(target);
+  MustApply(*target, Command({{"disk", "h9", {}, {{1, 100}}}}));  // buffered there: replaced
+  ASSERT_TRUE(target->InstallSnapshot(*blob).ok());
+  EXPECT_EQ(target->buffered_points(), 0u);
+  EXPECT_FALSE(fs::exists(Path("target.duckdb") + ".wlog"));
+  PartialAggregate agg = MustAggregate(*target);
+  EXPECT_EQ(agg.count, 3u);
+  EXPECT_DOUBLE_EQ(agg.sum, 6.0);
+  EXPECT_EQ(target->applied_index(), 3u);
+}
+
+TEST_F(ShardStoreBufferTest, WithLittleFreeDiskWritesGoStraightToDuckDB) {
+  write_buffer_min_free_bytes_ = ~0ull;  // more than any disk has
+  auto store = Open();
+  ASSERT_TRUE(store);
+  MustApply(*store, Command({{"cpu", "h1", {}, {{100, 1}}}}));
+  EXPECT_EQ(store->buffered_points(), 0u);
+  EXPECT_FALSE(fs::exists(LogPath()));
+  store.reset();
+  EXPECT_EQ(PointsInFile(), 1u);
+}
+
+TEST_F(ShardStoreBufferTest, ConcurrentWritersAndReadersSeeEveryAcknowledgedPoint) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  constexpr int kWriters = 4, kCommands = 60;
+  std::atomic<uint64_t> acked{0};
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < kCommands; ++i) {
+        std::vector<std::pair<int64_t, double>> pts;
+        for (int p = 0; p < 25; ++p) pts.push_back({i * 100 + p, 1.0});
+        auto r = store->ApplyNext(Command({{"m", "w" + std::to_string(w), {}, pts}}));
+        if (!r.ok()) failed = true;
+        acked += r.ok() ? r->stored : 0;
+        // Every read sees at least what was acknowledged before it began.
+        if (i % 10 == 0) {
+          const uint64_t before = acked.load();
+          auto agg = store->Aggregate({});
+          if (!agg.ok() || agg->count < before) failed = true;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_FALSE(failed);
+  EXPECT_EQ(acked.load(), uint64_t{kWriters * kCommands * 25});
+  EXPECT_EQ(MustAggregate(*store).count, acked.load());
+  EXPECT_EQ(store->applied_index(), uint64_t{kWriters * kCommands});
 }
 
 }  // namespace

@@ -1,0 +1,161 @@
+#include "src/storage/command_log.h"
+
+#include "src/common/hash.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace rm {
+namespace {
+
+constexpr size_t kHeaderBytes = 4 + 8 + 8;
+// A record larger than this is a corrupt length, not a command (a request body
+// is at most 64 MiB by default).
+constexpr uint32_t kMaxPayloadBytes = 1u << 30;
+
+Status LogError(const std::string& operation, const std::string& path, int err) {
+  if (err == ENOSPC || err == EDQUOT) {
+    return Status(Code::kStorageFull, "Failed to write data: the disk is full",
+                  {{"storage_type", "duckdb"}, {"operation", operation}, {"reason", "disk_full"},
+                   {"error", std::string("command log ") + path + ": " + std::strerror(err)}});
+  }
+  return Status(Code::kStorage, "Storage operation failed",
+                {{"storage_type", "duckdb"}, {"operation", operation},
+                 {"reason", std::string("command log ") + path + ": " + std::strerror(err)}});
+}
+
+uint64_t Checksum(uint32_t length, uint64_t index, std::string_view payload) {
+  // The header fields are mixed in so that a record moved or re-indexed by a
+  // bad write does not pass either.
+  return StableHash(payload) ^ (index * 0x9E3779B97F4A7C15ULL) ^ (static_cast<uint64_t>(length) << 17);
+}
+
+void PutU32(std::string& out, uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
+void PutU64(std::string& out, uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+uint32_t GetU32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+uint64_t GetU64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+Status ReadFd(int fd, const std::string& path, std::string* out) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return LogError("open", path, errno);
+  out->resize(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < out->size()) {
+    ssize_t n = ::pread(fd, out->data() + done, out->size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return LogError("open", path, errno);
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  out->resize(done);
+  return Status::Ok();
+}
+
+// The whole records at the start of `data`; `*valid` is their byte length.
+std::vector<CommandLog::Record> Parse(const std::string& data, uint64_t* valid) {
+  std::vector<CommandLog::Record> records;
+  size_t pos = 0;
+  while (data.size() - pos >= kHeaderBytes) {
+    const uint32_t length = GetU32(data.data() + pos);
+    const uint64_t index = GetU64(data.data() + pos + 4);
+    const uint64_t sum = GetU64(data.data() + pos + 12);
+    if (length > kMaxPayloadBytes || data.size() - pos - kHeaderBytes < length) break;
+    std::string_view payload(data.data() + pos + kHeaderBytes, length);
+    if (Checksum(length, index, payload) != sum) break;
+    records.push_back({index, std::string(payload)});
+    pos += kHeaderBytes + length;
+  }
+  *valid = pos;
+  return records;
+}
+
+}  // namespace
+
+Result<std::vector<CommandLog::Record>> CommandLog::ReadAll(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::vector<Record>{};
+    return LogError("open", path, errno);
+  }
+  std::string data;
+  Status s = ReadFd(fd, path, &data);
+  ::close(fd);
+  if (!s.ok()) return s;
+  uint64_t valid = 0;
+  return Parse(data, &valid);
+}
+
+Result<std::unique_ptr<CommandLog>> CommandLog::Open(const std::string& path, std::vector<Record>* records) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return LogError("open", path, errno);
+  std::string data;
+  Status s = ReadFd(fd, path, &data);
+  if (!s.ok()) {
+    ::close(fd);
+    return s;
+  }
+  uint64_t valid = 0;
+  *records = Parse(data, &valid);
+  if (valid < data.size() && ::ftruncate(fd, static_cast<off_t>(valid)) != 0) {
+    s = LogError("open", path, errno);
+    ::close(fd);
+    return s;
+  }
+  return std::unique_ptr<CommandLog>(new CommandLog(path, fd, valid));
+}
+
+CommandLog::~CommandLog() { ::close(fd_); }
+
+Status CommandLog::Append(const std::vector<std::pair<uint64_t, std::string_view>>& records) {
+  std::string buf;
+  size_t total = 0;
+  for (const auto& [index, payload] : records) total += kHeaderBytes + payload.size();
+  buf.reserve(total);
+  for (const auto& [index, payload] : records) {
+    const auto length = static_cast<uint32_t>(payload.size());
+    PutU32(buf, length);
+    PutU64(buf, index);
+    PutU64(buf, Checksum(length, index, payload));
+    buf.append(payload);
+  }
+  size_t done = 0;
+  int err = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(size_ + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      err = errno;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (err == 0 && ::fdatasync(fd_) != 0) err = errno;
+  if (err != 0) {
+    // Cut the partial records off: a later append must follow whole records.
+    (void)::ftruncate(fd_, static_cast<off_t>(size_));
+    return LogError("insert", path_, err);
+  }
+  size_ += buf.size();
+  return Status::Ok();
+}
+
+Status CommandLog::Clear() {
+  if (size_ == 0) return Status::Ok();
+  if (::ftruncate(fd_, 0) != 0 || ::fdatasync(fd_) != 0) return LogError("insert", path_, errno);
+  size_ = 0;
+  return Status::Ok();
+}
+
+}  // namespace rm
