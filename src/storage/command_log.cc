@@ -118,7 +118,9 @@ Result<std::unique_ptr<CommandLog>> CommandLog::Open(const std::string& path, st
 
 CommandLog::~CommandLog() { ::close(fd_); }
 
-Status CommandLog::Append(const std::vector<std::pair<uint64_t, std::string_view>>& records) {
+namespace {
+
+std::string Encode(const std::vector<std::pair<uint64_t, std::string_view>>& records) {
   std::string buf;
   size_t total = 0;
   for (const auto& [index, payload] : records) total += kHeaderBytes + payload.size();
@@ -130,24 +132,56 @@ Status CommandLog::Append(const std::vector<std::pair<uint64_t, std::string_view
     PutU64(buf, Checksum(length, index, payload));
     buf.append(payload);
   }
+  return buf;
+}
+
+}  // namespace
+
+bool CommandLog::WriteRecords(int fd, uint64_t offset, const std::string& bytes) {
   size_t done = 0;
-  int err = 0;
-  while (done < buf.size()) {
-    ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(size_ + done));
+  while (done < bytes.size()) {
+    ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      err = errno;
-      break;
-    }
+    if (n < 0) return false;
     done += static_cast<size_t>(n);
   }
-  if (err == 0 && ::fdatasync(fd_) != 0) err = errno;
-  if (err != 0) {
+  return ::fdatasync(fd) == 0;
+}
+
+Status CommandLog::Append(const std::vector<std::pair<uint64_t, std::string_view>>& records) {
+  const std::string buf = Encode(records);
+  if (!WriteRecords(fd_, size_, buf)) {
+    const int err = errno;
     // Cut the partial records off: a later append must follow whole records.
     (void)::ftruncate(fd_, static_cast<off_t>(size_));
     return LogError("insert", path_, err);
   }
   size_ += buf.size();
+  return Status::Ok();
+}
+
+Status CommandLog::Rewrite(const std::vector<std::pair<uint64_t, std::string_view>>& records) {
+  if (records.empty()) return Clear();
+  const std::string buf = Encode(records);
+  const std::string tmp = path_ + ".new";
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return LogError("insert", tmp, errno);
+  if (!WriteRecords(fd, 0, buf) || ::rename(tmp.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return LogError("insert", path_, err);
+  }
+  // The rename itself must be durable before the old records count as gone.
+  const std::string dir = path_.substr(0, path_.find_last_of('/') == std::string::npos ? 0 : path_.find_last_of('/'));
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+  ::close(fd_);
+  fd_ = fd;
+  size_ = buf.size();
   return Status::Ok();
 }
 

@@ -46,15 +46,21 @@ class CommandLog {
   Status Append(const std::vector<std::pair<uint64_t, std::string_view>>& records);
   // Empties the log: every record reached DuckDB.
   Status Clear();
+  // Replaces the log with `records` (what is still waiting after part of the
+  // buffer reached DuckDB): written to a new file, synced, then renamed over
+  // the log, so a crash leaves either the old log or the new one whole.
+  Status Rewrite(const std::vector<std::pair<uint64_t, std::string_view>>& records);
   // Bytes in the file.
   uint64_t bytes() const { return size_; }
   const std::string& path() const { return path_; }
 
  private:
   CommandLog(std::string path, int fd, uint64_t size) : path_(std::move(path)), fd_(fd), size_(size) {}
+  // Appends to `fd` at `offset` and syncs; false with errno on failure.
+  static bool WriteRecords(int fd, uint64_t offset, const std::string& bytes);
 
   const std::string path_;
-  const int fd_;
+  int fd_;
   uint64_t size_;
 };
 

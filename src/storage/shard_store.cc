@@ -518,6 +518,7 @@ void ShardStore::StageGroupLocked(std::vector<GroupEntry*>& group) {
   std::vector<std::pair<uint64_t, std::string_view>> records;
   records.reserve(group.size());
   uint64_t new_points = 0;
+  uint64_t next_index = LastIndexLocked() + 1;
   for (size_t i = 0; i < group.size(); ++i) {
     const auto& command = *group[i]->command;
     ApplyOutcome& out = outcomes[i];
@@ -536,32 +537,52 @@ void ShardStore::StageGroupLocked(std::vector<GroupEntry*>& group) {
       new_points += out.stored;
       if (!key.empty()) new_keys.emplace(key, out.stored);
     }
+    // A duplicate stores nothing, so it is neither logged nor buffered and
+    // takes no index: its outcome is final now (a later flush might otherwise
+    // prune its key first).
+    if (out.duplicate) continue;
+    group[i]->index = next_index++;
     if (!command.SerializeToString(&payloads[i])) {
       return fail_all(Status(Code::kInternal, "cannot serialise a shard command"));
     }
     records.emplace_back(group[i]->index, payloads[i]);
   }
-  if (Status s = log_->Append(records); !s.ok()) return fail_all(s);
 
+  if (!records.empty()) {
+    if (Status s = log_->Append(records); !s.ok()) return fail_all(s);
+  }
   // Synced: the commands are acknowledged from here on.
   for (size_t i = 0; i < group.size(); ++i) {
-    buffer_.push_back({group[i]->index, *group[i]->command});
+    if (!outcomes[i].duplicate) buffer_.push_back({group[i]->index, outcomes[i].stored, *group[i]->command});
     group[i]->result = outcomes[i];
   }
   buffered_keys_.merge(new_keys);
   buffered_points_ += new_points;
   buffered_commands_ = buffer_.size();
-  buffered_index_ = buffer_.back().index;
+  if (!buffer_.empty()) buffered_index_ = buffer_.back().index;
   // A failed flush keeps the commands buffered and logged: the next write or
   // read tries again.
-  if (buffered_points_ >= options_.write_buffer_points) (void)FlushLocked();
+  if (buffered_points_ >= options_.write_buffer_points) (void)FlushLocked(/*whole_row_groups=*/true);
 }
 
-Status ShardStore::FlushLocked() {
+Status ShardStore::FlushLocked(bool whole_row_groups) {
   if (buffer_.empty()) return Status::Ok();
+  size_t n = buffer_.size();
+  uint64_t flushed_points = buffered_points_;
+  // (A buffer smaller than a row group goes whole: there is nothing to fill.)
+  if (whole_row_groups && buffered_points_ >= kDuckDBRowGroupRows) {
+    const uint64_t target = buffered_points_ / kDuckDBRowGroupRows * kDuckDBRowGroupRows;
+    n = 0;
+    flushed_points = 0;
+    while (n < buffer_.size() && (n == 0 || flushed_points + buffer_[n].points <= target)) {
+      flushed_points += buffer_[n++].points;
+    }
+  }
   std::vector<GroupEntry> storage;
-  storage.reserve(buffer_.size());
-  for (auto& b : buffer_) storage.push_back({&b.command, b.index, Status(Code::kInternal, "not applied"), false});
+  storage.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    storage.push_back({&buffer_[i].command, buffer_[i].index, Status(Code::kInternal, "not applied"), false});
+  }
   std::vector<GroupEntry*> group;
   group.reserve(storage.size());
   for (auto& g : storage) group.push_back(&g);
@@ -569,13 +590,34 @@ Status ShardStore::FlushLocked() {
   for (auto& g : storage) {
     if (!g.result.ok()) return g.result.status();  // one transaction: all failed alike
   }
-  buffer_.clear();
+  buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(n));
+  buffered_points_ -= flushed_points;
+  buffered_commands_ = buffer_.size();
+  // The flushed keys are in keys_ now; the buffered ones are the rest's.
   buffered_keys_.clear();
-  buffered_points_ = 0;
-  buffered_commands_ = 0;
-  // A log that cannot be emptied only holds commands DuckDB now has: a replay
-  // skips them by index.
-  if (log_) (void)log_->Clear();
+  for (const auto& b : buffer_) {
+    if (!b.command.idempotency_key().empty()) buffered_keys_.emplace(b.command.idempotency_key(), b.points);
+  }
+  if (!log_) return Status::Ok();
+  if (buffer_.empty()) {
+    // A log that cannot be emptied only holds commands DuckDB now has: a
+    // replay skips them by index.
+    (void)log_->Clear();
+    return Status::Ok();
+  }
+  // What still waits must stay logged: the log is rewritten with only that.
+  std::vector<std::string> payloads(buffer_.size());
+  std::vector<std::pair<uint64_t, std::string_view>> records;
+  records.reserve(buffer_.size());
+  for (size_t i = 0; i < buffer_.size(); ++i) {
+    if (!buffer_[i].command.SerializeToString(&payloads[i])) {
+      return Status(Code::kInternal, "cannot serialise a shard command");
+    }
+    records.emplace_back(buffer_[i].index, payloads[i]);
+  }
+  // If this fails the old log stays, holding the flushed commands too: a
+  // replay skips those by index.
+  (void)log_->Rewrite(records);
   return Status::Ok();
 }
 
@@ -591,11 +633,12 @@ Status ShardStore::ReplayCommandLogLocked() {
   if (!records.ok()) return records.status();
   for (auto& r : *records) {
     if (r.index <= LastIndexLocked()) continue;  // DuckDB has it (or a duplicate record)
-    Buffered b{r.index, {}};
+    Buffered b{r.index, 0, {}};
     if (!b.command.ParseFromString(r.payload)) {
       return Status(Code::kStorage, "a command log record does not parse",
                     {{"storage_type", "duckdb"}, {"operation", "open"}, {"path", path}, {"index", r.index}});
     }
+    for (const auto& series : b.command.series()) b.points += static_cast<uint64_t>(series.values_size());
     buffer_.push_back(std::move(b));
   }
   Status s = FlushLocked();

@@ -121,6 +121,24 @@ TEST_F(CommandLogTest, ClearEmptiesTheLog) {
   EXPECT_EQ((*read)[0].index, 2u);
 }
 
+TEST_F(CommandLogTest, RewriteKeepsOnlyTheGivenRecords) {
+  std::vector<CommandLog::Record> records;
+  auto log = MustOpen(&records);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->Append({{1, "one"}, {2, "two"}, {3, "three"}}).ok());
+  ASSERT_TRUE(log->Rewrite({{3, "three"}}).ok());
+  EXPECT_EQ(log->bytes(), fs::file_size(path_));
+  EXPECT_FALSE(fs::exists(path_ + ".new"));
+  ASSERT_TRUE(log->Append({{4, "four"}}).ok());  // appends follow the rewritten records
+  log.reset();
+  using V = std::vector<std::pair<uint64_t, std::string>>;
+  EXPECT_EQ(Flat(*CommandLog::ReadAll(path_)), (V{{3, "three"}, {4, "four"}}));
+  log = MustOpen(&records);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->Rewrite({}).ok());  // nothing left: an empty log
+  EXPECT_EQ(fs::file_size(path_), 0u);
+}
+
 TEST_F(CommandLogTest, AMissingFileHasNoRecordsAndAnUnwritableOneIsAStorageError) {
   auto read = CommandLog::ReadAll((dir_ / "none.wlog").string());
   ASSERT_TRUE(read.ok());

@@ -1,4 +1,6 @@
-// Group commit: many threads applying to one shard at once.
+// Group commit: many threads applying to one shard at once, with and without
+// the write buffer (shard_store.h). The one difference the tests see: with the
+// buffer a duplicate stores nothing and takes no log index.
 #include "src/storage/shard_store.h"
 
 #include <gtest/gtest.h>
@@ -29,14 +31,27 @@ raftmetrics::v1::ShardCommand Command(const std::string& key, const std::string&
   return cmd;
 }
 
-TEST(ShardStoreGroupCommit, ConcurrentAppliesStoreEveryPointOnceAndSurviveReopen) {
-  auto dir = std::filesystem::temp_directory_path() / ("rm-group-" + std::to_string(::getpid()));
+class ShardStoreGroupCommit : public ::testing::TestWithParam<uint64_t> {
+ protected:
+  ShardStoreOptions Options() const {
+    ShardStoreOptions o;
+    o.write_buffer_points = GetParam();
+    o.write_buffer_min_free_bytes = 0;
+    return o;
+  }
+  bool Buffered() const { return GetParam() > 0; }
+};
+
+INSTANTIATE_TEST_SUITE_P(WriteBuffer, ShardStoreGroupCommit, ::testing::Values(uint64_t{0}, kWriteBufferPoints));
+
+TEST_P(ShardStoreGroupCommit, ConcurrentAppliesStoreEveryPointOnceAndSurviveReopen) {
+  auto dir = std::filesystem::temp_directory_path() / ("rm-group-" + std::to_string(::getpid()) + "-" + std::to_string(GetParam()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "shard-0.duckdb").string();
   constexpr int kThreads = 8, kPerThread = 25, kPoints = 10;
   {
-    auto store = ShardStore::Open(path, 0, {});
+    auto store = ShardStore::Open(path, 0, Options());
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     std::atomic<uint64_t> stored{0}, duplicates{0};
     std::vector<std::thread> threads;
@@ -62,14 +77,14 @@ TEST(ShardStoreGroupCommit, ConcurrentAppliesStoreEveryPointOnceAndSurviveReopen
     auto agg = (*store)->Aggregate({});
     ASSERT_TRUE(agg.ok());
     EXPECT_EQ(agg->count, static_cast<uint64_t>(kThreads * kPerThread * kPoints));
-    EXPECT_EQ((*store)->applied_index(), static_cast<uint64_t>(2 * kThreads * kPerThread));
+    EXPECT_EQ((*store)->applied_index(), static_cast<uint64_t>((Buffered() ? 1 : 2) * kThreads * kPerThread));
   }
-  auto reopened = ShardStore::Open(path, 0, {});
+  auto reopened = ShardStore::Open(path, 0, Options());
   ASSERT_TRUE(reopened.ok());
   auto agg = (*reopened)->Aggregate({});
   ASSERT_TRUE(agg.ok());
   EXPECT_EQ(agg->count, static_cast<uint64_t>(kThreads * kPerThread * kPoints));
-  EXPECT_EQ((*reopened)->applied_index(), static_cast<uint64_t>(2 * kThreads * kPerThread));
+  EXPECT_EQ((*reopened)->applied_index(), static_cast<uint64_t>((Buffered() ? 1 : 2) * kThreads * kPerThread));
   // A key applied before the reopen is still known.
   auto again = (*reopened)->ApplyNext(Command("k-0-0", "h0", kPoints));
   ASSERT_TRUE(again.ok());
@@ -77,11 +92,11 @@ TEST(ShardStoreGroupCommit, ConcurrentAppliesStoreEveryPointOnceAndSurviveReopen
   std::filesystem::remove_all(dir);
 }
 
-TEST(ShardStoreGroupCommit, SameKeyTwiceInOneGroupIsStoredOnce) {
-  auto dir = std::filesystem::temp_directory_path() / ("rm-group2-" + std::to_string(::getpid()));
+TEST_P(ShardStoreGroupCommit, SameKeyTwiceInOneGroupIsStoredOnce) {
+  auto dir = std::filesystem::temp_directory_path() / ("rm-group2-" + std::to_string(::getpid()) + "-" + std::to_string(GetParam()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  auto store = ShardStore::Open((dir / "shard-0.duckdb").string(), 0, {});
+  auto store = ShardStore::Open((dir / "shard-0.duckdb").string(), 0, Options());
   ASSERT_TRUE(store.ok());
   // Many threads racing with the very same key: exactly one stores.
   std::atomic<int> firsts{0};
@@ -100,13 +115,13 @@ TEST(ShardStoreGroupCommit, SameKeyTwiceInOneGroupIsStoredOnce) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(ShardStoreGroupCommit, SeveralCommandsAtOnceKeepTheirOwnResultsAndIndexes) {
-  auto dir = std::filesystem::temp_directory_path() / ("rm-group3-" + std::to_string(::getpid()));
+TEST_P(ShardStoreGroupCommit, SeveralCommandsAtOnceKeepTheirOwnResultsAndIndexes) {
+  auto dir = std::filesystem::temp_directory_path() / ("rm-group3-" + std::to_string(::getpid()) + "-" + std::to_string(GetParam()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "shard-0.duckdb").string();
   {
-    auto store = ShardStore::Open(path, 0, {});
+    auto store = ShardStore::Open(path, 0, Options());
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE((*store)->ApplyNext(Command("earlier", "h1", 2)).ok());
     const uint64_t before = (*store)->applied_index();
@@ -125,11 +140,11 @@ TEST(ShardStoreGroupCommit, SeveralCommandsAtOnceKeepTheirOwnResultsAndIndexes) 
     EXPECT_EQ(results[2]->stored, 3u);
     EXPECT_TRUE(results[3]->duplicate);
     EXPECT_EQ(results[3]->stored, 2u);
-    EXPECT_EQ((*store)->applied_index(), before + 4);  // one log index per command
+    EXPECT_EQ((*store)->applied_index(), before + (Buffered() ? 2 : 4));  // one log index per command stored
     EXPECT_EQ((*store)->Aggregate({})->count, 9u);
     EXPECT_TRUE((*store)->ApplyNext(std::vector<const raftmetrics::v1::ShardCommand*>{}).empty());
   }
-  auto reopened = ShardStore::Open(path, 0, {});
+  auto reopened = ShardStore::Open(path, 0, Options());
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ((*reopened)->Aggregate({})->count, 9u);
   auto retry = (*reopened)->ApplyNext(Command("b", "h2", 4));

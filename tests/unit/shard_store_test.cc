@@ -1224,6 +1224,34 @@ TEST_F(ShardStoreBufferTest, ThresholdWritesTheBufferInOneTransaction) {
   EXPECT_EQ(Dump(Path(), "SELECT applied_index::VARCHAR FROM shard_state"), std::vector<std::string>{"|3"});
 }
 
+TEST_F(ShardStoreBufferTest, AtTheThresholdOnlyWholeRowGroupsGoToDuckDB) {
+  write_buffer_points_ = kWriteBufferPoints;
+  std::vector<std::pair<int64_t, double>> pts;
+  for (int i = 0; i < 40000; ++i) pts.push_back({i, 1.0});
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    for (const char* key : {"a", "b", "c"}) MustApply(*store, Command({{"m", key, {}, pts}}));
+    EXPECT_EQ(store->buffered_points(), 120000u);
+    // 160,000 >= 131,072: the three oldest commands (120,000 points, the most
+    // that fit one 122,880-row group) go; the fourth stays, and so does its record.
+    MustApply(*store, Command({{"m", "d", {}, pts}}, "key-d"));
+    EXPECT_EQ(store->buffered_points(), 40000u);
+    EXPECT_EQ(store->point_count(), 160000u);
+    EXPECT_EQ(store->applied_index(), 4u);
+    EXPECT_TRUE(MustApply(*store, Command({{"m", "d", {}, pts}}, "key-d")).duplicate);
+    auto records = CommandLog::ReadAll(LogPath());
+    ASSERT_TRUE(records.ok());
+    ASSERT_EQ(records->size(), 1u);
+    EXPECT_EQ((*records)[0].index, 4u);
+  }  // killed
+  EXPECT_EQ(PointsInFile(), 120000u);
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(MustAggregate(*store).count, 160000u);
+  EXPECT_TRUE(MustApply(*store, Command({{"m", "d", {}, pts}}, "key-d")).duplicate);
+}
+
 TEST_F(ShardStoreBufferTest, KillAfterAcknowledgementLosesNothing) {
   {
     auto store = Open();
@@ -1242,11 +1270,12 @@ TEST_F(ShardStoreBufferTest, KillAfterAcknowledgementLosesNothing) {
   EXPECT_EQ(store->applied_index(), 2u);
   EXPECT_EQ(store->point_count(), 3u);
   EXPECT_EQ(MustAggregate(*store).count, 3u);
-  // The key came back with its command: a retry is a duplicate.
+  // The key came back with its command: a retry is a duplicate (which stores
+  // nothing, so it is not logged and takes no index).
   auto retry = MustApply(*store, Command({{"cpu", "h1", {}, {{100, 1}}}}, "key-1"));
   EXPECT_TRUE(retry.duplicate);
   EXPECT_EQ(retry.stored, 1u);
-  EXPECT_EQ(store->applied_index(), 3u);
+  EXPECT_EQ(store->applied_index(), 2u);
   EXPECT_EQ(MustAggregate(*store).count, 3u);
 }
 
