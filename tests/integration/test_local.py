@@ -111,11 +111,19 @@ class LocalTest(unittest.TestCase):
             self.assertEqual(R.get(p, "/health").status, 200)
         for sub in ("control", "worker-1", "worker-2"):
             self.assertTrue(os.path.isdir(os.path.join(self.data, sub)), os.listdir(self.data))
+        # Points acknowledged after the last read wait in the shards' write
+        # buffers (their command logs); a clean stop writes them to DuckDB.
+        more = [{"partition_key": "late-%d" % i, "value": 1.0} for i in range(10)]
+        self.assertEqual(R.post(self.port, "/insert", more).status, 200)
+        logs = [os.path.join(self.data, w, f) for w in ("worker-1", "worker-2")
+                for f in os.listdir(os.path.join(self.data, w)) if f.endswith(".wlog")]
+        self.assertGreater(sum(os.path.getsize(f) for f in logs), 0, logs)
 
         # Ctrl-C stops everything.
         rc = self.stop_with(signal.SIGINT, kids)
         self.assertEqual(rc, 0)
         self.proc = None
+        self.assertEqual([f for f in logs if os.path.exists(f) and os.path.getsize(f) > 0], [])
 
         # A second start finds the data, and keeps the token.
         h, kids = self.start_local()
@@ -126,10 +134,10 @@ class LocalTest(unittest.TestCase):
         for _ in range(500):
             r = R.get(self.port, "/analytics")
             a = r.json() if r.status == 200 else None
-            if (a and not a["is_partial"] and a["count"] == 31) or time.monotonic() > deadline:
+            if (a and not a["is_partial"] and a["count"] == 41) or time.monotonic() > deadline:
                 break
             time.sleep(0.03)
-        self.assertEqual(a and a["count"], 31, a)
+        self.assertEqual(a and a["count"], 41, a)
         self.assertEqual(R.get(self.port, "/analytics", {"metric": "cpu_usage"}).json()["average"], 75.5)
 
         # SIGTERM works too.
