@@ -1,6 +1,7 @@
 #include "src/storage/command_log.h"
 
 #include "src/common/hash.h"
+#include "src/storage/file_sync.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -172,13 +173,7 @@ Status CommandLog::Rewrite(const std::vector<std::pair<uint64_t, std::string_vie
     ::unlink(tmp.c_str());
     return LogError("insert", path_, err);
   }
-  // The rename itself must be durable before the old records count as gone.
-  const std::string dir = path_.substr(0, path_.find_last_of('/') == std::string::npos ? 0 : path_.find_last_of('/'));
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  SyncDirectoryOf(path_);  // the rename must be durable before the old records count as gone
   ::close(fd_);
   fd_ = fd;
   size_ = buf.size();

@@ -1,5 +1,6 @@
 #include "src/storage/shard_store.h"
 
+#include "src/storage/file_sync.h"
 #include "src/storage/hourly_rollup.h"
 #include "src/storage/snapshot_bundle.h"
 #include "src/storage/sql_filters.h"
@@ -74,15 +75,6 @@ Status WriteFileSynced(const std::string& path, std::string_view data) {
   }
   ::close(fd);
   return Status::Ok();
-}
-
-void SyncDirectoryOf(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)::fsync(fd);
-    ::close(fd);
-  }
 }
 
 }  // namespace
