@@ -62,15 +62,23 @@ Status ShardReplica::Apply(uint64_t index, std::string_view command) {
 Result<std::string> ShardReplica::Snapshot(uint64_t index) {
   std::unique_lock<std::mutex> lock(mu_);
   // The snapshot promises the state at Raft index `index`, and the log before it
-  // is dropped, so every command up to it must be in the store (a restart then
-  // finds it in its own file). Entries that are not commands (barriers,
-  // configuration changes) never reach the store, so the store's own index is
-  // the last command's, at most `index`.
-  if (!cv_.wait_for(lock, kSnapshotWait, [&] { return applied_ >= enqueued_ || !failure_.ok() || stopping_; }) ||
-      applied_ < enqueued_ || !failure_.ok()) {
-    return Status(Code::kUnavailable, "the store has not applied every entry up to the snapshot yet");
+  // is dropped, so every command up to it must be in the store's DuckDB file (a
+  // restart then finds it there), not in its write buffer. Entries that are not
+  // commands (barriers, configuration changes) never reach the store, so the
+  // store's own index is the last command's, at most `index`. The loop is not
+  // held for a flush: the apply thread does it, and libraft asks again after
+  // its next apply.
+  snapshot_wanted_ = true;
+  cv_.notify_all();
+  auto in_duckdb = [&] {
+    return applied_ >= enqueued_ && store_.durable_index() >= store_.applied_index();
+  };
+  if (!cv_.wait_for(lock, kSnapshotWait, [&] { return in_duckdb() || !failure_.ok() || stopping_; }) ||
+      !in_duckdb() || !failure_.ok()) {
+    return Status(Code::kUnavailable, "the store has not written every entry up to the snapshot yet");
   }
   RM_CHECK(applied_ <= index, "shard store is ahead of the Raft log");
+  snapshot_wanted_ = false;
   return core_.SnapshotPayload();
 }
 
@@ -100,6 +108,19 @@ void ShardReplica::InstallUpTo(const ShardSnapshotRef& ref) {
   applied_ = std::max(applied_, store_.applied_index());
 }
 
+void ShardReplica::FlushForSnapshot() {
+  Status s = store_.Flush();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!s.ok() && failure_.ok()) {
+    // As for a failed apply: DuckDB refuses what Raft's log would have to keep.
+    failure_ = s;
+    spdlog::critical("shard {}: cannot write the buffered entries to DuckDB: {}; this replica stops applying until "
+                     "restarted",
+                     store_.shard(), s.ToString());
+  }
+  cv_.notify_all();
+}
+
 void ShardReplica::ApplyLoop() {
   for (;;) {
     // Every command entry waiting (up to kMaxApplyBatch) is applied in one store
@@ -108,7 +129,13 @@ void ShardReplica::ApplyLoop() {
     std::vector<Item> batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      auto must_flush = [&] { return snapshot_wanted_ && failure_.ok() && store_.durable_index() < store_.applied_index(); };
+      cv_.wait(lock, [&] { return !queue_.empty() || stopping_ || must_flush(); });
+      if (must_flush()) {
+        lock.unlock();
+        FlushForSnapshot();
+        continue;
+      }
       if (queue_.empty()) return;  // stopping, and everything committed is applied
       if (!failure_.ok()) {
         queue_.clear();
@@ -127,7 +154,12 @@ void ShardReplica::ApplyLoop() {
     }
     std::vector<ShardStateMachine::LogEntry> entries;
     for (const auto& item : batch) entries.push_back({item.index, item.command});
-    std::vector<Result<ApplyOutcome>> outcomes = core_.ApplyEntries(entries);
+    bool may_buffer;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      may_buffer = !snapshot_wanted_;
+    }
+    std::vector<Result<ApplyOutcome>> outcomes = core_.ApplyEntries(entries, may_buffer);
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (size_t i = 0; i < outcomes.size(); ++i) {

@@ -6,7 +6,10 @@
 // (ShardStore::Apply stores it in the same DuckDB transaction, so an entry
 // replayed after a restart is recognised and skipped). Applying happens on the
 // replica's own apply thread: the Raft loop only enqueues, so DuckDB commits
-// never stall heartbeats of the groups sharing the loop.
+// never stall heartbeats of the groups sharing the loop. Applied entries may
+// wait in the store's write buffer (shard_store.h), Raft's log being their
+// durability: before a snapshot lets libraft drop that log, the apply thread
+// writes the buffer to DuckDB.
 //
 // What entries and snapshots mean is ShardStateMachine's (shard_state_machine.h);
 // this class adds the threading. Snapshots (log compaction): a replica that must
@@ -69,6 +72,8 @@ class ShardReplica : public StateMachine {
   Result<std::string> Snapshot(uint64_t index) override;
   Status Restore(std::string_view snapshot) override;  // enqueue an install
   void ApplyLoop();
+  // On the apply thread: writes the store's buffer to DuckDB for a snapshot.
+  void FlushForSnapshot();
   // On the apply thread: fetches and installs until the store reaches `ref`.
   void InstallUpTo(const ShardSnapshotRef& ref);
 
@@ -91,6 +96,9 @@ class ShardReplica : public StateMachine {
   uint64_t enqueued_ = 0;       // last index handed over by the Raft loop
   Status failure_;              // set when the store failed: no more applies
   bool stopping_ = false;
+  // The Raft loop wants a snapshot: the apply thread empties the store's write
+  // buffer and writes through until one is taken (the log before it is dropped).
+  bool snapshot_wanted_ = false;
   std::thread applier_;
 };
 

@@ -23,7 +23,8 @@ Result<ApplyOutcome> ShardStateMachine::ApplyEntry(uint64_t index, std::string_v
   return std::move(ApplyEntries({{index, command}}).front());
 }
 
-std::vector<Result<ApplyOutcome>> ShardStateMachine::ApplyEntries(const std::vector<LogEntry>& entries) {
+std::vector<Result<ApplyOutcome>> ShardStateMachine::ApplyEntries(const std::vector<LogEntry>& entries,
+                                                                  bool may_buffer) {
   // A malformed entry fails alone, after the ones before it are applied; the
   // caller stops there (entries after it must not be applied out of order).
   std::vector<raftmetrics::v1::ShardCommand> parsed(entries.size());
@@ -35,7 +36,7 @@ std::vector<Result<ApplyOutcome>> ShardStateMachine::ApplyEntries(const std::vec
   std::vector<ShardStore::Entry> batch;
   for (size_t i = 0; i < good; ++i) batch.push_back({&parsed[i], entries[i].index});
   std::vector<Result<ApplyOutcome>> results;
-  if (!batch.empty()) results = store_.ApplyBatch(batch);
+  if (!batch.empty()) results = store_.ApplyBatch(batch, may_buffer);
   if (good < entries.size()) {
     results.push_back(
         Status(Code::kInternal, "log entry " + std::to_string(entries[good].index) + " is not a ShardCommand"));
@@ -44,6 +45,7 @@ std::vector<Result<ApplyOutcome>> ShardStateMachine::ApplyEntries(const std::vec
 }
 
 std::string ShardStateMachine::SnapshotPayload() const {
+  RM_CHECK(store_.durable_index() >= store_.applied_index(), "a shard snapshot while entries wait in the write buffer");
   std::string payload;
   PutU64(payload, store_.applied_index());
   PutU64(payload, self_id_);
@@ -77,6 +79,8 @@ Status ShardStateMachine::Apply(uint64_t index, std::string_view command) {
 
 Result<std::string> ShardStateMachine::Snapshot(uint64_t index) {
   RM_CHECK(store_.applied_index() <= index, "shard store is ahead of the Raft log");
+  // The log up to `index` is dropped after this: DuckDB must hold it all.
+  if (Status flushed = store_.Flush(); !flushed.ok()) return flushed;
   return SnapshotPayload();
 }
 

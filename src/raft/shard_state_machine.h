@@ -3,6 +3,9 @@
 //
 // - An entry is a serialized ShardCommand, applied with its log index
 //   (ShardStore::Apply skips an index it has applied: replays are harmless).
+// - Entries may wait in the store's write buffer (shard_store.h): Raft's log
+//   is their durability. Because the log before a snapshot is dropped, a
+//   snapshot is only taken once the buffer is in DuckDB.
 // - A Raft snapshot is 16 bytes: the index the store has applied and the Raft id
 //   of the replica that took it. The state itself (the DuckDB file and WAL)
 //   travels out of band: a replica that must catch up fetches an exported
@@ -47,12 +50,14 @@ class ShardStateMachine : public StateMachine {
   // Parses entry `index` and applies it to the store.
   Result<ApplyOutcome> ApplyEntry(uint64_t index, std::string_view command);
   // The same for consecutive entries, in one store transaction; one result each.
+  // With may_buffer the store may keep them in its write buffer (Raft's log
+  // holds them until a snapshot, which must find the buffer empty).
   struct LogEntry {
     uint64_t index;
     std::string_view command;
   };
-  std::vector<Result<ApplyOutcome>> ApplyEntries(const std::vector<LogEntry>& entries);
-  // The Raft snapshot of the store as it is now.
+  std::vector<Result<ApplyOutcome>> ApplyEntries(const std::vector<LogEntry>& entries, bool may_buffer = true);
+  // The Raft snapshot of the store as it is now; its buffer must be empty.
   std::string SnapshotPayload() const;
   static Result<ShardSnapshotRef> ParseSnapshot(std::string_view payload);
   // One attempt to bring the store to at least `ref.index`: OK when it is there

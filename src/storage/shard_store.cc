@@ -198,7 +198,9 @@ Status ShardStore::Init() {
   if (!count.ok()) return count.status();
   point_count_ = static_cast<uint64_t>(count->Int(0, 0));
 
-  auto keys = writer_->Query("SELECT key, stored, expires_us FROM applied_writes");
+  // A key stored again after it expired (but before a prune removed it) has
+  // two rows: the later-expiring one is the live one.
+  auto keys = writer_->Query("SELECT key, stored, expires_us FROM applied_writes ORDER BY expires_us");
   if (!keys.ok()) return keys.status();
   for (size_t r = 0; r < keys->size(); ++r) {
     keys_[keys->Text(0, r)] = {static_cast<uint64_t>(keys->Int(1, r)), keys->Int(2, r)};
@@ -258,7 +260,7 @@ std::vector<Result<ApplyOutcome>> ShardStore::ApplyNext(
     const uint64_t first = LastIndexLocked() + 1;
     for (size_t i = 0; i < group.size(); ++i) group[i]->index = first + i;
     if (BufferWritesLocked()) {
-      StageGroupLocked(group);
+      StageGroupLocked(group, /*logged=*/true);
     } else if (Status flushed = FlushLocked(); !flushed.ok()) {
       for (auto* e : group) e->result = flushed;  // DuckDB must get the buffer first, in order
     } else {
@@ -276,7 +278,7 @@ Result<ApplyOutcome> ShardStore::Apply(const raftmetrics::v1::ShardCommand& comm
   return std::move(ApplyBatch({{&command, index}}).front());
 }
 
-std::vector<Result<ApplyOutcome>> ShardStore::ApplyBatch(const std::vector<Entry>& entries) {
+std::vector<Result<ApplyOutcome>> ShardStore::ApplyBatch(const std::vector<Entry>& entries, bool may_buffer) {
   std::vector<GroupEntry> storage;
   storage.reserve(entries.size());
   for (const auto& e : entries) storage.push_back({e.command, e.index, Status(Code::kInternal, "not applied"), false});
@@ -284,10 +286,15 @@ std::vector<Result<ApplyOutcome>> ShardStore::ApplyBatch(const std::vector<Entry
   for (auto& g : storage) group.push_back(&g);
   {
     std::lock_guard<std::mutex> lock(write_mu_);
-    // Raft's entries follow whatever was buffered before (a shard that got
-    // replicas after running without them).
-    if (Status flushed = FlushLocked(); !flushed.ok()) {
+    // Raft's entries follow whatever ApplyNext logged before (a shard that got
+    // replicas after running without them): that goes to DuckDB first, and
+    // the command log is not used again.
+    Status flushed = (log_ || !may_buffer) ? FlushLocked() : Status::Ok();
+    if (!flushed.ok()) {
       for (auto* e : group) e->result = flushed;
+    } else if (may_buffer && BufferWritesLocked()) {
+      log_.reset();
+      StageGroupLocked(group, /*logged=*/false);
     } else {
       ApplyGroupLocked(group);
     }
@@ -336,7 +343,7 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
       issued_us = std::max(issued_us, command.issued_us());
       const std::string& key = command.idempotency_key();
       if (!key.empty()) {
-        if (auto it = keys_.find(key); it != keys_.end()) {
+        if (auto it = keys_.find(key); it != keys_.end() && KeyLive(it->second, command)) {
           plan.duplicate = true;
           plan.stored = it->second.stored;
         } else if (auto p = pending_keys.find(key); p != pending_keys.end()) {
@@ -470,15 +477,19 @@ void ShardStore::ApplyGroupLocked(std::vector<GroupEntry*>& group) {
   MaybeCompactRollupLocked();
 }
 
+std::string ShardStore::DirectoryOf(const std::string& path) {
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
 bool ShardStore::BufferWritesLocked() const {
   if (options_.write_buffer_points == 0 || !writer_) return false;
-  const std::string dir = std::filesystem::path(path_).parent_path().string();
   struct statvfs st;
-  if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0) return false;
+  if (::statvfs(dir_.c_str(), &st) != 0) return false;
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize >= options_.write_buffer_min_free_bytes;
 }
 
-void ShardStore::StageGroupLocked(std::vector<GroupEntry*>& group) {
+void ShardStore::StageGroupLocked(std::vector<GroupEntry*>& group, bool logged) {
   auto fail_all = [&](const Status& st) {
     for (auto* e : group) e->result = st;
   };
@@ -487,7 +498,7 @@ void ShardStore::StageGroupLocked(std::vector<GroupEntry*>& group) {
   if (buffered_points_ >= 2 * options_.write_buffer_points) {
     if (Status flushed = FlushLocked(); !flushed.ok()) return fail_all(flushed);
   }
-  if (!log_) {
+  if (logged && !log_) {
     std::vector<CommandLog::Record> leftover;
     auto log = CommandLog::Open(path_ + kCommandLogSuffix, &leftover);
     if (!log.ok()) return fail_all(log.status());
@@ -505,18 +516,26 @@ void ShardStore::StageGroupLocked(std::vector<GroupEntry*>& group) {
   // Each result now is what ApplyGroupLocked will decide at the flush: the same
   // keys (stored and buffered) checked in the same order.
   std::vector<ApplyOutcome> outcomes(group.size());
+  std::vector<bool> keep(group.size(), false);  // goes into buffer_
   std::unordered_map<std::string, uint64_t> new_keys;
   std::vector<std::string> payloads(group.size());
   std::vector<std::pair<uint64_t, std::string_view>> records;
   records.reserve(group.size());
   uint64_t new_points = 0;
-  uint64_t next_index = LastIndexLocked() + 1;
+  uint64_t last_index = LastIndexLocked();
   for (size_t i = 0; i < group.size(); ++i) {
     const auto& command = *group[i]->command;
     ApplyOutcome& out = outcomes[i];
+    if (!logged) {
+      if (group[i]->index <= last_index) {
+        out = {0, true};  // a replay of an applied entry
+        continue;
+      }
+      last_index = group[i]->index;
+    }
     const std::string& key = command.idempotency_key();
     if (!key.empty()) {
-      if (auto it = keys_.find(key); it != keys_.end()) {
+      if (auto it = keys_.find(key); it != keys_.end() && KeyLive(it->second, command)) {
         out = {it->second.stored, true};
       } else if (auto b = buffered_keys_.find(key); b != buffered_keys_.end()) {
         out = {b->second, true};
@@ -529,11 +548,13 @@ void ShardStore::StageGroupLocked(std::vector<GroupEntry*>& group) {
       new_points += out.stored;
       if (!key.empty()) new_keys.emplace(key, out.stored);
     }
-    // A duplicate stores nothing, so it is neither logged nor buffered and
-    // takes no index: its outcome is final now (a later flush might otherwise
-    // prune its key first).
+    // A duplicate stores nothing, so it is not buffered (nor logged, and in
+    // ApplyNext it takes no index): its outcome is final now (a later flush
+    // might otherwise prune its key first).
     if (out.duplicate) continue;
-    group[i]->index = next_index++;
+    keep[i] = true;
+    if (!logged) continue;
+    group[i]->index = ++last_index;
     if (!command.SerializeToString(&payloads[i])) {
       return fail_all(Status(Code::kInternal, "cannot serialise a shard command"));
     }
@@ -543,22 +564,31 @@ void ShardStore::StageGroupLocked(std::vector<GroupEntry*>& group) {
   if (!records.empty()) {
     if (Status s = log_->Append(records); !s.ok()) return fail_all(s);
   }
-  // Synced: the commands are acknowledged from here on.
+  // Synced (or in Raft's log): the commands are acknowledged from here on.
   for (size_t i = 0; i < group.size(); ++i) {
-    if (!outcomes[i].duplicate) buffer_.push_back({group[i]->index, outcomes[i].stored, *group[i]->command});
+    if (keep[i]) buffer_.push_back({group[i]->index, outcomes[i].stored, *group[i]->command});
     group[i]->result = outcomes[i];
   }
   buffered_keys_.merge(new_keys);
   buffered_points_ += new_points;
   buffered_commands_ = buffer_.size();
-  if (!buffer_.empty()) buffered_index_ = buffer_.back().index;
+  buffered_index_ = last_index;
   // A failed flush keeps the commands buffered and logged: the next write or
   // read tries again.
   if (buffered_points_ >= options_.write_buffer_points) (void)FlushLocked(/*whole_row_groups=*/true);
 }
 
+Status ShardStore::RecordIndexLocked() {
+  if (buffered_index_ <= applied_index_ || !writer_) return Status::Ok();
+  auto r = writer_->QueryCached("UPDATE shard_state SET applied_index = ? WHERE id = 0",
+                                {db::Param::Int(static_cast<int64_t>(buffered_index_.load()))});
+  if (!r.ok()) return r.status();
+  applied_index_ = buffered_index_.load();
+  return Status::Ok();
+}
+
 Status ShardStore::FlushLocked(bool whole_row_groups) {
-  if (buffer_.empty()) return Status::Ok();
+  if (buffer_.empty()) return RecordIndexLocked();
   size_t n = buffer_.size();
   uint64_t flushed_points = buffered_points_;
   // (A buffer smaller than a row group goes whole: there is nothing to fill.)
@@ -584,6 +614,9 @@ Status ShardStore::FlushLocked(bool whole_row_groups) {
   }
   buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(n));
   buffered_points_ -= flushed_points;
+  if (buffer_.empty()) {
+    if (Status s = RecordIndexLocked(); !s.ok()) return s;
+  }
   buffered_commands_ = buffer_.size();
   // The flushed keys are in keys_ now; the buffered ones are the rest's.
   buffered_keys_.clear();
@@ -614,7 +647,7 @@ Status ShardStore::FlushLocked(bool whole_row_groups) {
 }
 
 Status ShardStore::Flush() {
-  if (buffered_commands_ == 0) return Status::Ok();
+  if (durable_index() >= applied_index()) return Status::Ok();
   std::lock_guard<std::mutex> write(write_mu_);
   return FlushLocked();
 }
@@ -631,6 +664,7 @@ Status ShardStore::ReplayCommandLogLocked() {
                     {{"storage_type", "duckdb"}, {"operation", "open"}, {"path", path}, {"index", r.index}});
     }
     for (const auto& series : b.command.series()) b.points += static_cast<uint64_t>(series.values_size());
+    buffered_index_ = b.index;
     buffer_.push_back(std::move(b));
   }
   Status s = FlushLocked();

@@ -15,8 +15,13 @@
 // in one transaction, once write_buffer_points are waiting, or before anything
 // reads the shard (every read first flushes, so reads see every acknowledged
 // write, exactly as before). After a crash, Init replays the log's commands
-// that DuckDB does not have. Raft's applies (Apply, ApplyBatch) are not
-// buffered: their log is Raft's, and they flush the buffer first.
+// that DuckDB does not have.
+//
+// Raft's applies (ApplyBatch with may_buffer) use the same buffer without the
+// command log: Raft's own log already holds every entry, and after a crash it
+// replays the entries above DuckDB's index (durable_index()). The caller must
+// keep its log until durable_index() covers it: a Raft snapshot flushes first
+// (ShardReplica::Snapshot), since the log before a snapshot is dropped.
 //
 // Layout (chosen for the query path; see docs/architecture.md):
 //   series(id INTEGER, metric, partition_key, host, datacenter, tags JSON text)
@@ -41,6 +46,7 @@
 #include "src/storage/hourly_totals.h"
 #include "src/wire/point.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -108,7 +114,9 @@ class ShardStore {
     const raftmetrics::v1::ShardCommand* command;
     uint64_t index;
   };
-  std::vector<Result<ApplyOutcome>> ApplyBatch(const std::vector<Entry>& entries);
+  // With may_buffer the entries may wait in the write buffer (see above): the
+  // caller's log must keep them until durable_index() reaches them.
+  std::vector<Result<ApplyOutcome>> ApplyBatch(const std::vector<Entry>& entries, bool may_buffer = false);
   // Apply with the next local index. Concurrent callers are group-committed:
   // one transaction for every command waiting on this shard.
   Result<ApplyOutcome> ApplyNext(const raftmetrics::v1::ShardCommand& command);
@@ -141,7 +149,11 @@ class ShardStore {
   // Queries and applies wait while the files are swapped.
   Status InstallSnapshot(std::string_view blob);
 
+  // The last command index applied, buffered ones included: the state reads see.
   uint64_t applied_index() const;
+  // The last command index DuckDB holds (what survives a crash without a log
+  // replay); below applied_index() while the write buffer holds something.
+  uint64_t durable_index() const { return applied_index_; }
   // What reads believe of each hour's extent (hourly_rollup.h). Exposed so
   // that tests can make it stale, as a racing write would.
   HourExtents& hour_extents() { return hour_extents_; }
@@ -167,9 +179,16 @@ class ShardStore {
     uint64_t stored;
     int64_t expires_us;
   };
+  // Whether a stored key still makes `command` a duplicate. Decided by the
+  // command's own (leader-fixed) time, not by whether this replica has pruned
+  // the key yet: replicas prune at different moments (their applies are
+  // grouped differently), and must still agree.
+  static bool KeyLive(const KeyRecord& key, const raftmetrics::v1::ShardCommand& command) {
+    return key.expires_us >= command.issued_us();
+  }
 
   ShardStore(std::string path, uint32_t shard, ShardStoreOptions options)
-      : path_(std::move(path)), shard_(shard), options_(std::move(options)),
+      : path_(std::move(path)), dir_(DirectoryOf(path_)), shard_(shard), options_(std::move(options)),
         hourly_totals_(options_.hourly_totals_cells) {}
   // Opens the DuckDB file and loads the in-memory state from it.
   Status Init();
@@ -203,10 +222,12 @@ class ShardStore {
   // Writes every command of `group` in one transaction and sets each result
   // (a failed transaction fails them all). Requires write_mu_.
   void ApplyGroupLocked(std::vector<GroupEntry*>& group);
-  // ApplyNext's path with the write buffer: logs the group's commands (one
-  // sync), keeps them in buffer_ and sets each result to what the flush will
-  // store. Requires write_mu_.
-  void StageGroupLocked(std::vector<GroupEntry*>& group);
+  // The write buffer's path: keeps the group's commands in buffer_ and sets
+  // each result to what the flush will store. With `logged` (ApplyNext) the
+  // commands take the next indexes and are appended to the command log (one
+  // sync) first; without (Raft), they come with their indexes, and those at or
+  // below the last one are replays. Requires write_mu_.
+  void StageGroupLocked(std::vector<GroupEntry*>& group, bool logged);
   // Writes buffer_ to DuckDB in one transaction and empties it and the log.
   // With whole_row_groups, only the oldest commands that fill whole DuckDB row
   // groups (nearly: commands are not split) go, and the log keeps the rest:
@@ -214,12 +235,16 @@ class ShardStore {
   // partly filled for good, which cost ~50% more bytes per point. Requires
   // write_mu_.
   Status FlushLocked(bool whole_row_groups = false);
+  // Stores buffered_index_ as DuckDB's applied index when only duplicates
+  // (which are not buffered) came after the last flushed command: an emptied
+  // buffer then leaves DuckDB at applied_index(). Requires write_mu_.
+  Status RecordIndexLocked();
   // Replays the command log left by a crash (Init): its commands that DuckDB
   // does not have go to DuckDB now. Requires write_mu_ (or no other user).
   Status ReplayCommandLogLocked();
   // The index of the last command applied or buffered. Requires write_mu_.
-  uint64_t LastIndexLocked() const { return buffer_.empty() ? applied_index_.load() : buffer_.back().index; }
-  // Whether ApplyNext should buffer now (enabled, and room on the disk).
+  uint64_t LastIndexLocked() const { return std::max<uint64_t>(applied_index_, buffered_index_); }
+  // Whether writes should be buffered now (enabled, and room on the disk).
   bool BufferWritesLocked() const;
   // Compacts the rollup when enough rows were appended since the last time.
   // Requires write_mu_.
@@ -268,7 +293,10 @@ class ShardStore {
   Result<Reader> TakeReader();
   void ReturnReader(std::unique_ptr<db::Connection> conn);
 
+  static std::string DirectoryOf(const std::string& path);
+
   const std::string path_;
+  const std::string dir_;  // the directory holding the shard's files
   const uint32_t shard_;
   const ShardStoreOptions options_;
   // Shared by every read (through Reader) and by ExportSnapshot; exclusive while
@@ -310,7 +338,9 @@ class ShardStore {
   std::unique_ptr<CommandLog> log_;                          // opened on the first buffered write
   std::atomic<uint64_t> buffered_points_{0};
   std::atomic<size_t> buffered_commands_{0};
-  std::atomic<uint64_t> buffered_index_{0};  // the last buffered command's index
+  // The last index buffered (a Raft duplicate's too, though it is not kept):
+  // never below what the buffer holds; stale (below applied_index_) once flushed.
+  std::atomic<uint64_t> buffered_index_{0};
 
   std::mutex group_mu_;  // guards group_queue_, group_running_, GroupEntry::done
   std::condition_variable group_cv_;

@@ -179,8 +179,9 @@ void WorkerService::StartRegistration(uint16_t port) {
 void WorkerService::Stop() {
   if (registration_) registration_->Stop();
   if (replicas_) replicas_->Close();
-  // What waits in the shards' write buffers is safe in their command logs, but
-  // a clean stop writes it to DuckDB, so the next start has nothing to replay.
+  // What waits in the shards' write buffers is safe in their command logs (or
+  // Raft's), but a clean stop writes it to DuckDB, so the next start has
+  // nothing to replay.
   for (ShardStore* store : shards_.All()) {
     Status s = store->Flush();
     if (!s.ok()) spdlog::warn("shard {}: write buffer not flushed at stop (the log keeps it): {}", store->shard(), s.ToString());

@@ -284,7 +284,13 @@ TEST_F(ShardFixture, SnapshotPayloadRoundTrips) {
   raft_fixture_elect(&f_, 0);
   uint64_t last = Propose(0, Command("x", "h1", 3));
   ASSERT_TRUE(AppliedEverywhere(last));
-  Result<ShardSnapshotRef> ref = ShardStateMachine::ParseSnapshot(replicas_[1].sm->SnapshotPayload());
+  // The entry waits in the write buffer; a snapshot writes it to DuckDB first
+  // (libraft drops the log behind a snapshot).
+  EXPECT_LT(replicas_[1].store->durable_index(), replicas_[1].store->applied_index());
+  Result<std::string> payload = replicas_[1].sm->Snapshot(last);
+  ASSERT_TRUE(payload.ok()) << payload.status().ToString();
+  EXPECT_EQ(replicas_[1].store->durable_index(), replicas_[1].store->applied_index());
+  Result<ShardSnapshotRef> ref = ShardStateMachine::ParseSnapshot(*payload);
   ASSERT_TRUE(ref.ok());
   EXPECT_EQ(ref->index, replicas_[1].store->applied_index());
   EXPECT_EQ(ref->source_id, 2u);

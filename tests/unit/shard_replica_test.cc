@@ -165,6 +165,32 @@ TEST_F(ReplicatedShard, RestartReplaysWithoutApplyingTwice) {
   EXPECT_EQ(nodes_[follower].store->applied_index(), nodes_[leader].store->applied_index());
 }
 
+// Applied entries wait in each store's write buffer; Raft's log is what keeps
+// them. Killing every replica (no flush) loses nothing acknowledged.
+TEST_F(ReplicatedShard, BufferedEntriesSurviveTheLossOfEveryReplica) {
+  uint64_t leader = Leader();
+  ASSERT_NE(leader, 0u);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(nodes_[leader].replica->Write(Command("w" + std::to_string(i), "h", 5), 5s).ok());
+  for (auto& [id, n] : nodes_) {
+    ASSERT_TRUE(WaitFor([&] { return n.store->applied_index() >= 10; }, 10s)) << id;
+    EXPECT_LT(n.store->durable_index(), n.store->applied_index()) << id << ": nothing was buffered";
+  }
+  for (auto& [id, n] : nodes_) Shut(n);  // destroys the stores unflushed, as kill -9 would
+  for (uint64_t id = 1; id <= 3; ++id) Open(id);
+  leader = Leader();
+  ASSERT_NE(leader, 0u);
+  // The retry of an acknowledged write is still a duplicate: its key came back too.
+  auto again = nodes_[leader].replica->Write(Command("w3", "h", 5), 5s);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->duplicate);
+  for (auto& [id, n] : nodes_) {
+    EXPECT_TRUE(WaitFor([&] { return n.store->point_count() == 50; }, 10s)) << id << ": " << n.store->point_count();
+    auto agg = n.store->Aggregate({});
+    ASSERT_TRUE(agg.ok());
+    EXPECT_EQ(agg->count, 50u) << id;
+  }
+}
+
 TEST_F(ReplicatedShard, WithoutQuorumAWriteTimesOutAndIsNeverAcknowledged) {
   uint64_t leader = Leader();
   ASSERT_NE(leader, 0u);

@@ -486,6 +486,28 @@ TEST_F(ShardStoreTest, ExpiredKeysArePruned) {
                                       "|old|" + std::to_string(200 * kMinute)}));
 }
 
+// Whether a key still dedupes depends on the command's time alone, not on
+// whether this replica has pruned it yet (replicas prune at different moments).
+TEST_F(ShardStoreTest, AnExpiredKeyNotYetPrunedDoesNotDedupe) {
+  constexpr int64_t kMinute = 60LL * 1000000;
+  auto store = Open();
+  ASSERT_TRUE(store);
+  // Issued at 0: the first apply prunes, and the next prune is due at 1 minute.
+  MustApply(*store, Command({{"m", "k", {}, {{1, 1}}}}, "short", 0, 10));
+  // At 20 µs the key has expired, but no prune has run since it was stored.
+  auto again = MustApply(*store, Command({{"m", "k", {}, {{2, 2}}}}, "short", 20, kMinute));
+  EXPECT_FALSE(again.duplicate);
+  EXPECT_EQ(MustAggregate(*store).count, 2u);
+  // The key's second life dedupes, before and after a reopen (its file holds
+  // both rows until a prune; the later-expiring one counts).
+  EXPECT_TRUE(MustApply(*store, Command({{"m", "k", {}, {{3, 3}}}}, "short", 30)).duplicate);
+  store.reset();
+  store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(MustApply(*store, Command({{"m", "k", {}, {{3, 3}}}}, "short", 30)).duplicate);
+  EXPECT_EQ(MustAggregate(*store).count, 2u);
+}
+
 TEST_F(ShardStoreTest, PrunedKeyStaysForgottenAfterReopen) {
   constexpr int64_t kMinute = 60LL * 1000000;
   {
@@ -1346,6 +1368,96 @@ TEST_F(ShardStoreBufferTest, RaftAppliesAndSnapshotsFollowTheBuffer) {
   EXPECT_EQ(agg.count, 3u);
   EXPECT_DOUBLE_EQ(agg.sum, 6.0);
   EXPECT_EQ(target->applied_index(), 3u);
+}
+
+// Raft's entries (ApplyBatch with may_buffer) wait in the buffer without the
+// command log: Raft's log is their durability, and replays them after a crash.
+TEST_F(ShardStoreBufferTest, RaftEntriesWaitWithoutACommandLogAndAReplayRebuildsThem) {
+  const auto a = Command({{"cpu", "h1", {}, {{100, 1}, {200, 2}}}}, "key-1");
+  const auto b = Command({{"cpu", "h2", {}, {{300, 3}}}});
+  // Entry 3 retries key-1 (a duplicate); entry 2 comes twice (a replay).
+  const std::vector<ShardStore::Entry> entries{{&a, 1}, {&b, 2}, {&b, 2}, {&a, 3}};
+  auto check = [&](const std::vector<Result<ApplyOutcome>>& out) {
+    ASSERT_EQ(out.size(), 4u);
+    for (const auto& r : out) ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(out[0]->stored, 2u);
+    EXPECT_FALSE(out[0]->duplicate);
+    EXPECT_EQ(out[1]->stored, 1u);
+    EXPECT_TRUE(out[2]->duplicate);   // replay
+    EXPECT_EQ(out[2]->stored, 0u);
+    EXPECT_TRUE(out[3]->duplicate);   // same key
+    EXPECT_EQ(out[3]->stored, 2u);
+  };
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    check(store->ApplyBatch(entries, /*may_buffer=*/true));
+    EXPECT_EQ(store->buffered_points(), 3u);
+    EXPECT_EQ(store->applied_index(), 3u);
+    EXPECT_EQ(store->durable_index(), 0u);
+    EXPECT_FALSE(fs::exists(LogPath()));
+    // A crash now loses the buffer: nothing was written anywhere.
+  }
+  EXPECT_EQ(PointsInFile(), 0u);
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->applied_index(), 0u);
+  // Raft replays its log from DuckDB's index: the same outcomes.
+  check(store->ApplyBatch(entries, /*may_buffer=*/true));
+  // A flush leaves DuckDB at the last entry, the trailing duplicate's index
+  // included (a snapshot of this store claims index 3).
+  ASSERT_TRUE(store->Flush().ok());
+  EXPECT_EQ(store->durable_index(), 3u);
+  EXPECT_EQ(store->buffered_points(), 0u);
+  // Duplicates alone after a flush move DuckDB's index too.
+  ASSERT_TRUE(store->ApplyBatch({{&a, 4}}, true).front()->duplicate);
+  EXPECT_EQ(store->applied_index(), 4u);
+  EXPECT_EQ(store->durable_index(), 3u);
+  ASSERT_TRUE(store->Flush().ok());
+  EXPECT_EQ(store->durable_index(), 4u);
+  // Without may_buffer, an entry writes the buffer and itself through.
+  const auto c = Command({{"cpu", "h3", {}, {{400, 4}}}});
+  ASSERT_TRUE(store->ApplyBatch({{&b, 5}}, true).front().ok());
+  EXPECT_EQ(store->durable_index(), 4u);
+  ASSERT_TRUE(store->ApplyBatch({{&c, 6}}, false).front().ok());
+  EXPECT_EQ(store->durable_index(), 6u);
+  store.reset();
+  EXPECT_EQ(PointsInFile(), 5u);
+  EXPECT_EQ(Dump(Path(), "SELECT applied_index::VARCHAR FROM shard_state"), (std::vector<std::string>{"|6"}));
+}
+
+TEST_F(ShardStoreBufferTest, RaftEntriesReachDuckDBAtTheThreshold) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  std::vector<ShardCommand> commands;
+  for (int i = 0; i < 12; ++i) {
+    std::vector<std::pair<int64_t, double>> pts;
+    for (int p = 0; p < 100; ++p) pts.push_back({i * 1000 + p, 1.0});
+    commands.push_back(Command({{"cpu", "h" + std::to_string(i % 3), {}, pts}}));
+  }
+  for (size_t i = 0; i < commands.size(); ++i) {
+    ASSERT_TRUE(store->ApplyBatch({{&commands[i], i + 1}}, true).front().ok());
+    // The threshold is 1,000 points: the tenth entry writes the buffer out.
+    EXPECT_EQ(store->buffered_points(), i < 9 ? (i + 1) * 100 : (i - 9) * 100) << i;
+  }
+  EXPECT_EQ(store->durable_index(), 10u);
+  EXPECT_EQ(store->applied_index(), 12u);
+  EXPECT_EQ(MustAggregate(*store).count, 1200u);
+  EXPECT_EQ(store->durable_index(), 12u);
+}
+
+TEST_F(ShardStoreBufferTest, RaftEntriesAfterLoggedWritesRetireTheCommandLog) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  MustApply(*store, Command({{"cpu", "h1", {}, {{100, 1}}}}));
+  EXPECT_GT(fs::file_size(LogPath()), 0u);
+  const auto b = Command({{"cpu", "h2", {}, {{200, 2}}}});
+  ASSERT_TRUE(store->ApplyBatch({{&b, 2}}, true).front().ok());
+  // The logged command went to DuckDB first; the Raft entry waits, unlogged.
+  EXPECT_EQ(store->durable_index(), 1u);
+  EXPECT_EQ(store->buffered_points(), 1u);
+  EXPECT_EQ(fs::file_size(LogPath()), 0u);
+  EXPECT_EQ(MustAggregate(*store).count, 2u);
 }
 
 TEST_F(ShardStoreBufferTest, WithLittleFreeDiskWritesGoStraightToDuckDB) {
