@@ -50,6 +50,11 @@ def ingest(args, rf, points, shards):
                   control_args=["--replication-factor", str(rf)], write_timeout_ms=30000, query_timeout_ms=30000)
     c.start()
     try:
+        # A new cluster's shard groups elect their leaders in the first seconds;
+        # ingest is timed from when every group has one (as after any restart).
+        if rf > 1:
+            R.wait_until(lambda: sum(len(led_shards(w)) for w in c.workers.values()) == shards, 60, 0.1,
+                         "every shard to have a leader")
         nodes = [c.control] + list(c.workers.values())
         cpu0 = [cpu_seconds(n) for n in nodes]
         out = subprocess.run([os.path.abspath(args.loadgen), "--url", "127.0.0.1:%d" % c.port, "--points", str(points),
@@ -60,13 +65,18 @@ def ingest(args, rf, points, shards):
         m = re.search(r"elapsed ([\d.]+) s, (\d+) points/s.*errors (\d+)", out)
         if not m or int(m.group(3)) != 0:
             raise RuntimeError("loadgen failed:\n" + out)
+        # Until readable: acknowledged points may wait in the shards' write
+        # buffers, which the first read writes to DuckDB; that read is timed too.
         # Reads go to the leader each worker last reported; right after the
         # ingest a follower may still be catching up on a hint that is stale.
+        t0 = time.monotonic()
         try:
             R.wait_until(lambda: total_points(c) == points, 30, 0.2, "every acknowledged point to be readable")
         except AssertionError:
             raise RuntimeError("RF %d: %s points stored, %d sent" % (rf, total_points(c), points))
-        return c, float(m.group(1)), int(m.group(2)), cpu[0], sum(cpu[1:])
+        read_secs = time.monotonic() - t0
+        secs = float(m.group(1))
+        return c, secs, int(m.group(2)), cpu[0], sum(cpu[1:]), points / (secs + read_secs)
     except BaseException:
         c.stop()
         raise
@@ -121,19 +131,20 @@ def main():
     shards = int(os.environ.get("SHARDS", "16"))
     kills = int(os.environ.get("KILLS", "5"))
 
-    c1, secs1, rate1, ccpu1, wcpu1 = ingest(args, 1, points, shards)
+    c1, secs1, rate1, ccpu1, wcpu1, readable1 = ingest(args, 1, points, shards)
     c1.stop()
-    c3, secs3, rate3, ccpu3, wcpu3 = ingest(args, 3, points, shards)
+    c3, secs3, rate3, ccpu3, wcpu3, readable3 = ingest(args, 3, points, shards)
     try:
         times = failover(c3, kills)
     finally:
         c3.stop()
-    print("\n| ingest (POINTS=%d, SHARDS=%d, 3 workers) | seconds | points/s | CPU s control | CPU s workers |"
-          % (points, shards))
-    print("|---|---|---|---|---|")
-    print("| RF 1 | %.2f | %d | %.2f | %.2f |" % (secs1, rate1, ccpu1, wcpu1))
-    print("| RF 3 | %.2f | %d | %.2f | %.2f |" % (secs3, rate3, ccpu3, wcpu3))
-    print("| RF 3 / RF 1 | | %.2f (goal >= 0.40) | | %.2f× |" % (rate3 / rate1, wcpu3 / wcpu1))
+    print("\n| ingest (POINTS=%d, SHARDS=%d, 3 workers) | seconds | points/s | until readable, points/s "
+          "| CPU s control | CPU s workers |" % (points, shards))
+    print("|---|---|---|---|---|---|")
+    print("| RF 1 | %.2f | %d | %d | %.2f | %.2f |" % (secs1, rate1, readable1, ccpu1, wcpu1))
+    print("| RF 3 | %.2f | %d | %d | %.2f | %.2f |" % (secs3, rate3, readable3, ccpu3, wcpu3))
+    print("| RF 3 / RF 1 | | %.2f (goal >= 0.40) | %.2f | | %.2f× |"
+          % (rate3 / rate1, readable3 / readable1, wcpu3 / wcpu1))
     print("\n| failover (RF 3, default Raft settings), %d kills | seconds |" % kills)
     print("|---|---|")
     print("| kill -9 of the busiest leader → next ack to one of its shards, median | %.2f (goal <= 3) |"
