@@ -133,6 +133,10 @@ def main():
 
     c1, secs1, rate1, ccpu1, wcpu1, readable1 = ingest(args, 1, points, shards)
     c1.stop()
+    # The first cluster's files are still being written back to disk: let that
+    # finish, so the second run does not share the disk with it.
+    os.sync()
+    time.sleep(2)
     c3, secs3, rate3, ccpu3, wcpu3, readable3 = ingest(args, 3, points, shards)
     try:
         times = failover(c3, kills)

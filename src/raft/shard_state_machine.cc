@@ -34,7 +34,7 @@ std::vector<Result<ApplyOutcome>> ShardStateMachine::ApplyEntries(const std::vec
     ++good;
   }
   std::vector<ShardStore::Entry> batch;
-  for (size_t i = 0; i < good; ++i) batch.push_back({&parsed[i], entries[i].index});
+  for (size_t i = 0; i < good; ++i) batch.push_back({&parsed[i], entries[i].index, &parsed[i]});
   std::vector<Result<ApplyOutcome>> results;
   if (!batch.empty()) results = store_.ApplyBatch(batch, may_buffer);
   if (good < entries.size()) {

@@ -281,7 +281,9 @@ Result<ApplyOutcome> ShardStore::Apply(const raftmetrics::v1::ShardCommand& comm
 std::vector<Result<ApplyOutcome>> ShardStore::ApplyBatch(const std::vector<Entry>& entries, bool may_buffer) {
   std::vector<GroupEntry> storage;
   storage.reserve(entries.size());
-  for (const auto& e : entries) storage.push_back({e.command, e.index, Status(Code::kInternal, "not applied"), false});
+  for (const auto& e : entries) {
+    storage.push_back({e.command, e.index, Status(Code::kInternal, "not applied"), false, e.movable});
+  }
   std::vector<GroupEntry*> group;
   for (auto& g : storage) group.push_back(&g);
   {
@@ -566,7 +568,10 @@ void ShardStore::StageGroupLocked(std::vector<GroupEntry*>& group, bool logged) 
   }
   // Synced (or in Raft's log): the commands are acknowledged from here on.
   for (size_t i = 0; i < group.size(); ++i) {
-    if (keep[i]) buffer_.push_back({group[i]->index, outcomes[i].stored, *group[i]->command});
+    if (keep[i]) {
+      auto* movable = group[i]->movable;
+      buffer_.push_back({group[i]->index, outcomes[i].stored, movable ? std::move(*movable) : *group[i]->command});
+    }
     group[i]->result = outcomes[i];
   }
   buffered_keys_.merge(new_keys);

@@ -113,6 +113,9 @@ class ShardStore {
   struct Entry {
     const raftmetrics::v1::ShardCommand* command;
     uint64_t index;
+    // Set (to the same command) when the caller gives it up: the write buffer
+    // then takes it by move instead of copying its points.
+    raftmetrics::v1::ShardCommand* movable = nullptr;
   };
   // With may_buffer the entries may wait in the write buffer (see above): the
   // caller's log must keep them until durable_index() reaches them.
@@ -218,6 +221,7 @@ class ShardStore {
     uint64_t index;
     Result<ApplyOutcome> result;
     bool done;
+    raftmetrics::v1::ShardCommand* movable = nullptr;  // see Entry::movable
   };
   // Writes every command of `group` in one transaction and sets each result
   // (a failed transaction fails them all). Requires write_mu_.
