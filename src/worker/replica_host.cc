@@ -70,7 +70,7 @@ void ReplicaHost::Sync(const ClusterMap& map) {
     o.network = network_.get();
     o.group_id = shard;
     o.name = "shard " + std::to_string(shard);
-    auto replica = std::make_unique<raft::ShardReplica>(*loop_, o, **store, fetcher_);
+    auto replica = std::make_shared<raft::ShardReplica>(*loop_, o, **store, fetcher_);
     Status s = replica->Start(peers);  // empty: joins an existing group (or has Raft state already)
     if (!s.ok()) {
       spdlog::error("shard {}: cannot start its Raft replica: {}", shard, s.ToString());
@@ -99,17 +99,17 @@ void ReplicaHost::Sync(const ClusterMap& map) {
 
 std::string ReplicaHost::RaftDir(uint32_t shard) const { return dir_ + "/raft-" + std::to_string(shard); }
 
-raft::ShardReplica* ReplicaHost::Find(uint32_t shard) {
+std::shared_ptr<raft::ShardReplica> ReplicaHost::Find(uint32_t shard) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = replicas_.find(shard);
-  return it == replicas_.end() ? nullptr : it->second.get();
+  return it == replicas_.end() ? nullptr : it->second;
 }
 
 nlohmann::json ReplicaHost::GroupsJson(const ClusterMap* map) {
-  std::vector<std::pair<uint32_t, raft::ShardReplica*>> replicas;
+  std::vector<std::pair<uint32_t, std::shared_ptr<raft::ShardReplica>>> replicas;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [shard, r] : replicas_) replicas.emplace_back(shard, r.get());
+    for (auto& [shard, r] : replicas_) replicas.emplace_back(shard, r);
   }
   nlohmann::json groups = nlohmann::json::array();
   for (auto& [shard, r] : replicas) {

@@ -35,8 +35,10 @@ class ReplicaHost {
   // Starts the replicas `map` asks of this node that are not running yet and
   // drops the ones it no longer asks for.
   void Sync(const ClusterMap& map);
-  // The running replica of `shard`, or nullptr.
-  raft::ShardReplica* Find(uint32_t shard);
+  // The running replica of `shard`, or nullptr. Shared: a request may still be
+  // using it (a write waiting for its entry) when a move drops it here; the
+  // replica is closed at once and freed when the last user lets go.
+  std::shared_ptr<raft::ShardReplica> Find(uint32_t shard);
   // Per group: shard, role, term, commit/applied index, leader (worker id).
   nlohmann::json GroupsJson(const ClusterMap* map);
   const std::string& advertise() const { return advertise_; }
@@ -56,7 +58,7 @@ class ReplicaHost {
   std::mutex mu_;  // guards everything below
   std::unique_ptr<raft::RaftLoop> loop_;
   std::unique_ptr<raft::RaftNetwork> network_;
-  std::map<uint32_t, std::unique_ptr<raft::ShardReplica>> replicas_;
+  std::map<uint32_t, std::shared_ptr<raft::ShardReplica>> replicas_;
   bool closed_ = false;
 };
 

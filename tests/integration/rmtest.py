@@ -937,4 +937,9 @@ def _tail_file(path, lines=60):
     except OSError:
         return "(no log)"
     data = [l for l in data if " TIMING " not in l]  # per-request timing lines drown the rest
+    # A sanitizer report is what explains a failure: show it whole (its first 80 lines:
+    # the error, the first stacks), then the tail as usual.
+    report = next((i for i, l in enumerate(data) if "ERROR: AddressSanitizer" in l or "runtime error:" in l), None)
+    if report is not None and report < len(data) - lines:
+        return "\n".join(data[report:report + 80] + ["[...]"] + data[-lines:])
     return "\n".join(data[-lines:])
