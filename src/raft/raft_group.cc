@@ -46,6 +46,32 @@ std::string RoleName(int state) {
   }
 }
 
+const struct raft_server* FindServer(const struct raft* r, uint64_t id) {
+  for (unsigned i = 0; i < r->configuration.n; ++i) {
+    if (r->configuration.servers[i].id == id) return &r->configuration.servers[i];
+  }
+  return nullptr;
+}
+
+// A leader that is handing its leadership over accepts no entries (raft_apply
+// and raft_barrier would fail, which Propose/Barrier treat as fatal).
+bool Leading(struct raft* r) { return raft_state(r) == RAFT_LEADER && raft_transferee(r) == 0; }
+
+// "Not the leader", naming the leader this replica knows of; during a
+// leadership transfer, the replica taking over.
+Status NotLeader(struct raft* r) {
+  raft_id leader_id = 0;
+  const char* leader_address = nullptr;
+  raft_leader(r, &leader_id, &leader_address);
+  if (raft_state(r) == RAFT_LEADER && raft_transferee(r) != 0) {
+    leader_id = raft_transferee(r);
+    const struct raft_server* next = FindServer(r, leader_id);
+    leader_address = next ? next->address : nullptr;
+  }
+  return Status(Code::kUnavailable, "not the leader",
+                {{"leader_id", leader_id}, {"leader_address", leader_address ? leader_address : ""}});
+}
+
 }  // namespace
 
 std::string RaftGroup::EncodeEntry(std::string_view command) {
@@ -152,13 +178,8 @@ std::future<Result<uint64_t>> RaftGroup::Propose(std::string command) {
       delete proposal;
       return;
     }
-    if (raft_state(&d->raft) != RAFT_LEADER) {
-      raft_id leader_id = 0;
-      const char* leader_address = nullptr;
-      raft_leader(&d->raft, &leader_id, &leader_address);
-      proposal->promise.set_value(Status(Code::kUnavailable, "not the leader",
-                                         {{"leader_id", leader_id},
-                                          {"leader_address", leader_address ? leader_address : ""}}));
+    if (!Leading(&d->raft)) {
+      proposal->promise.set_value(NotLeader(&d->raft));
       delete proposal;
       return;
     }
@@ -200,7 +221,7 @@ std::future<Status> RaftGroup::Barrier() {
   auto future = fence->promise.get_future();
   Impl* d = impl_;
   bool posted = loop_.Post([d, fence] {
-    if (!d->initialised || d->closing || raft_state(&d->raft) != RAFT_LEADER) {
+    if (!d->initialised || d->closing || !Leading(&d->raft)) {
       fence->promise.set_value(Status(Code::kUnavailable, "not the leader"));
       delete fence;
       return;
@@ -231,24 +252,43 @@ struct Change {
   uint64_t id = 0;
 };
 
-Status NotLeader(struct raft* r) {
-  raft_id leader_id = 0;
-  const char* leader_address = nullptr;
-  raft_leader(r, &leader_id, &leader_address);
-  return Status(Code::kUnavailable, "not the leader",
-                {{"leader_id", leader_id}, {"leader_address", leader_address ? leader_address : ""}});
-}
-
-const struct raft_server* FindServer(const struct raft* r, uint64_t id) {
-  for (unsigned i = 0; i < r->configuration.n; ++i) {
-    if (r->configuration.servers[i].id == id) return &r->configuration.servers[i];
-  }
-  return nullptr;
-}
-
 Status ChangeFailed(const char* what, int rv) {
   // CANTCHANGE: another change is still in flight; the caller retries.
   return Status(Code::kUnavailable, std::string(what) + ": " + raft_strerror(rv), {{"raft_code", rv}});
+}
+
+// A leader asked to remove itself first hands its leadership to the most
+// caught-up voter (raft_transfer), then answers "not the leader" naming it, so
+// the caller asks the new leader to do the removal. Removing itself directly
+// would leave the group leaderless for an election timeout (~1 s of failed
+// writes); a transfer takes a round trip or two. False (and nothing done)
+// when there is no voter to hand over to.
+struct HandOff {
+  struct raft_transfer req;
+  RaftGroup::Impl* impl;
+  Change* change;
+};
+
+bool HandOver(RaftGroup::Impl* d, Change* change) {
+  auto* h = new HandOff{{}, d, change};
+  h->req.data = h;
+  int rv = raft_transfer(&d->raft, &h->req, 0, [](struct raft_transfer* req) {
+    auto* h = static_cast<HandOff*>(req->data);
+    struct raft* r = &h->impl->raft;
+    Status s = Leading(r) ? Status(Code::kUnavailable, "leadership transfer did not finish in time; ask again")
+                          : NotLeader(r);
+    h->change->promise.set_value(std::move(s));
+    delete h->change;
+    delete h;
+  });
+  if (rv != 0) {
+    delete h;
+    return false;
+  }
+  spdlog::info("{}: handing leadership to replica {} before removing this one",
+               d->options.name.empty() ? "raft group " + std::to_string(d->options.group_id) : d->options.name,
+               raft_transferee(&d->raft));
+  return true;
 }
 
 }  // namespace
@@ -265,7 +305,7 @@ std::future<Status> RaftGroup::AddVoter(uint64_t id, std::string address) {
       delete change;
     };
     if (!d->initialised || d->closing) return finish(Status(Code::kUnavailable, "Raft replica is closed"));
-    if (raft_state(&d->raft) != RAFT_LEADER) return finish(NotLeader(&d->raft));
+    if (!Leading(&d->raft)) return finish(NotLeader(&d->raft));
     const struct raft_server* server = FindServer(&d->raft, id);
     change->req.data = change;
     auto promote = [](struct raft_change* req, int status) {
@@ -324,8 +364,9 @@ std::future<Status> RaftGroup::RemoveMember(uint64_t id) {
       delete change;
     };
     if (!d->initialised || d->closing) return finish(Status(Code::kUnavailable, "Raft replica is closed"));
-    if (raft_state(&d->raft) != RAFT_LEADER) return finish(NotLeader(&d->raft));
+    if (!Leading(&d->raft)) return finish(NotLeader(&d->raft));
     if (!FindServer(&d->raft, change->id)) return finish(Status::Ok());
+    if (change->id == d->raft.id && HandOver(d, change)) return;
     change->req.data = change;
     int rv = raft_remove(&d->raft, &change->req, change->id, [](struct raft_change* req, int st) {
       auto* c = static_cast<Change*>(req->data);

@@ -192,8 +192,11 @@ def cleanup_all():
             fn()
         except Exception as e:  # cleanup must go on
             sys.stderr.write("cleanup %r failed: %s\n" % (fn, e))
-    for d in list(_TEMP_DIRS):
-        shutil.rmtree(d, ignore_errors=True)
+    if os.environ.get("RM_KEEP_DIRS"):  # debugging: leave data and node logs behind
+        sys.stderr.write("kept: %s\n" % " ".join(_TEMP_DIRS))
+    else:
+        for d in list(_TEMP_DIRS):
+            shutil.rmtree(d, ignore_errors=True)
     del _TEMP_DIRS[:]
 
 

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <thread>
 
 namespace rm::raft {
 namespace {
@@ -290,6 +291,48 @@ TEST_F(CompactingShard, AReplicaMovesToANewNodeWhileWritesGoOn) {
   Status refused = nodes_[follower].replica->RemoveMember(leader, 5s);
   EXPECT_EQ(refused.code(), Code::kUnavailable);
   EXPECT_EQ(refused.details()["leader_id"], leader);
+}
+
+TEST_F(ReplicatedShard, ALeaderAskedToRemoveItselfHandsOverFirst) {
+  uint64_t leader = Leader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(nodes_[leader].replica->Write(Command("before", "h", 3), 5s).ok());
+  // Writes keep arriving at the old leader during the hand-over: each is
+  // stored or refused ("not the leader"), never a crash or a hang.
+  std::atomic<bool> stop{false};
+  std::atomic<int> stored{0}, refused{0};
+  std::thread writer([&] {
+    for (int i = 0; i < 500 && !stop; ++i) {
+      auto r = nodes_[leader].replica->Write(Command("during" + std::to_string(i), "h", 1), 2s);
+      if (r.ok()) {
+        ++stored;
+        continue;
+      }
+      ++refused;
+      EXPECT_TRUE(r.status().code() == Code::kUnavailable || r.status().code() == Code::kRaft) << r.status().ToString();
+    }
+  });
+  Status handed = nodes_[leader].replica->RemoveMember(leader, 5s);
+  stop = true;
+  writer.join();
+  RecordProperty("writes_refused_during_hand_over", refused.load());
+  ASSERT_EQ(handed.code(), Code::kUnavailable) << handed.ToString();
+  const uint64_t next = handed.details()["leader_id"].get<uint64_t>();
+  ASSERT_NE(next, 0u);
+  ASSERT_NE(next, leader);
+  EXPECT_EQ(nodes_[next].replica->GetStatus().role, "leader");
+  // The new leader removes the old one; the group goes on with the other two.
+  Status removed = nodes_[next].replica->RemoveMember(leader, 5s);
+  ASSERT_TRUE(removed.ok()) << removed.ToString();
+  auto voters = nodes_[next].replica->Voters();
+  EXPECT_EQ(voters.size(), 2u);
+  EXPECT_EQ(std::count(voters.begin(), voters.end(), leader), 0);
+  ASSERT_TRUE(nodes_[next].replica->Write(Command("after", "h", 2), 5s).ok());
+  const uint64_t expected = 3 + stored + 2;
+  for (auto& [id, n] : nodes_) {
+    if (id == leader) continue;
+    EXPECT_TRUE(WaitFor([&] { return n.store->point_count() == expected; }, 5s)) << id << ": " << n.store->point_count();
+  }
 }
 
 }  // namespace
