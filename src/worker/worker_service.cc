@@ -94,10 +94,10 @@ void WorkerService::CollectMetrics() {
     for (uint32_t s : map->ShardsOf(config_.node_id)) shard_leader_.Set({std::to_string(s), config_.node_id}, 1);
   }
   free_bytes_.Set({}, static_cast<double>(FreeBytes(config_.db_path)));
-  if (replicas_) {
+  if (Replicas()) {
     auto map = CurrentMap();
     raft_role_.Clear();
-    for (const auto& g : replicas_->GroupsJson(map ? &*map : nullptr)) {
+    for (const auto& g : Replicas()->GroupsJson(map ? &*map : nullptr)) {
       std::string shard = std::to_string(g["shard"].get<uint32_t>());
       raft_term_.Set({shard}, g["term"].get<double>());
       raft_role_.Set({shard, g["role"].get<std::string>()}, 1);
@@ -156,14 +156,16 @@ void WorkerService::StartRegistration(uint16_t port) {
   raft::RaftGroupOptions group_options;
   group_options.snapshot_threshold = config_.raft_snapshot_threshold;
   group_options.snapshot_trailing = config_.raft_snapshot_trailing;
-  replicas_ = std::make_unique<ReplicaHost>(
+  replica_host_ = std::make_unique<ReplicaHost>(
       config_.node_id, config_.bind + ":" + std::to_string(raft_port), host + ":" + std::to_string(raft_port),
       config_.db_path, shards_, group_options,
       [this](uint32_t shard, uint64_t min_index, uint64_t source_id) {
         return FetchSnapshot(shard, min_index, source_id);
       });
+  // Requests are served already: publish the host (and advertise_) only now.
+  replicas_.store(replica_host_.get(), std::memory_order_release);
   if (auto map = CurrentMap()) {
-    replicas_->Sync(*map);
+    replica_host_->Sync(*map);
     OpenOwnedShards(*map);
   }
   if (!config_.control_host.empty()) {
@@ -178,7 +180,7 @@ void WorkerService::StartRegistration(uint16_t port) {
 
 void WorkerService::Stop() {
   if (registration_) registration_->Stop();
-  if (replicas_) replicas_->Close();
+  if (Replicas()) Replicas()->Close();
   // What waits in the shards' write buffers is safe in their command logs (or
   // Raft's), but a clean stop writes it to DuckDB, so the next start has
   // nothing to replay.
@@ -210,7 +212,7 @@ HttpResponse WorkerService::HandleInternalMembers(HttpRequest& req) {
   const uint32_t shard = body["shard"].get<uint32_t>();
   const uint64_t raft_id = body["raft_id"].get<uint64_t>();
   const std::string op = body["op"].get<std::string>();
-  std::shared_ptr<raft::ShardReplica> replica = replicas_ ? replicas_->Find(shard) : nullptr;
+  std::shared_ptr<raft::ShardReplica> replica = Replicas() ? Replicas()->Find(shard) : nullptr;
   if (!replica) return ErrorResponse(Status(Code::kNotFound, "no replica of shard " + std::to_string(shard) + " here"));
   Status s;
   if (op == "add") {
@@ -351,7 +353,7 @@ pb::ShardWriteResult WorkerService::ApplyReplicated(const ClusterMap& map, const
   pb::ShardWriteResult result;
   result.set_shard(command.shard());
   result.set_ok(false);
-  std::shared_ptr<raft::ShardReplica> replica = replicas_ ? replicas_->Find(command.shard()) : nullptr;
+  std::shared_ptr<raft::ShardReplica> replica = Replicas() ? Replicas()->Find(command.shard()) : nullptr;
   if (!replica) {
     // Not (or no longer, after a move) a replica here: like a follower, point
     // the caller at a replica this node's map knows, so its write goes on.
@@ -418,7 +420,7 @@ HttpResponse WorkerService::HandleInsert(HttpRequest& req) {
     // RAFT_ERROR's term: what this node's own replicas of the failed shards know
     // (a NOT_LEADER or unreachable answer carries none).
     for (const auto& o : summary.shards) {
-      std::shared_ptr<raft::ShardReplica> replica = !o.ok && replicas_ ? replicas_->Find(o.shard) : nullptr;
+      std::shared_ptr<raft::ShardReplica> replica = !o.ok && Replicas() ? Replicas()->Find(o.shard) : nullptr;
       if (replica) summary.known_term = std::max(summary.known_term, replica->GetStatus().term);
     }
     spdlog::warn("write not stored on every shard: {}", summary.DescribeFailures());
@@ -553,7 +555,7 @@ HttpResponse WorkerService::HandleCompute(HttpRequest& req) {
 }
 
 nlohmann::json WorkerService::RaftStatusJson(const ClusterMap* map) {
-  nlohmann::json groups = replicas_ ? replicas_->GroupsJson(map) : nlohmann::json::array();
+  nlohmann::json groups = Replicas() ? Replicas()->GroupsJson(map) : nlohmann::json::array();
   if (groups.empty()) {
     return {{"role", "standalone"}, {"term", 0}, {"leader_id", config_.node_id}, {"last_heartbeat", nullptr},
             {"groups", groups}};
@@ -593,7 +595,7 @@ nlohmann::json WorkerService::HealthJson() {
   return {{"status", "healthy"},
           {"node_id", config_.node_id},
           {"role", "worker"},
-          {"address", advertise_},
+          {"address", Replicas() ? advertise_ : std::string()},  // set with the host
           {"uptime", FormatUptime(uptime_s)},
           {"uptime_seconds", uptime_s},
           {"storage",
@@ -604,7 +606,7 @@ nlohmann::json WorkerService::HealthJson() {
           {"shards", shards},
           {"shard_points", shard_points},
           {"cluster_map_version", map ? map->version() : 0},
-          {"raft_address", replicas_ ? replicas_->advertise() : ""},
+          {"raft_address", Replicas() ? Replicas()->advertise() : ""},
           {"raft_status", RaftStatusJson(map ? &*map : nullptr)}};
 }
 
@@ -612,7 +614,7 @@ HttpResponse WorkerService::HandleHealth(HttpRequest&) { return JsonResponse(Hea
 
 HttpResponse WorkerService::HandleStatus(HttpRequest&) {
   auto map = CurrentMap();
-  nlohmann::json groups = replicas_ ? replicas_->GroupsJson(map ? &*map : nullptr) : nlohmann::json::array();
+  nlohmann::json groups = Replicas() ? Replicas()->GroupsJson(map ? &*map : nullptr) : nlohmann::json::array();
   std::set<uint32_t> replicated;
   for (const auto& g : groups) replicated.insert(g["shard"].get<uint32_t>());
   // Shards kept without Raft (replication factor 1): one copy, always "leader".
@@ -629,7 +631,7 @@ HttpResponse WorkerService::HandleStatus(HttpRequest&) {
   }
   return JsonResponse({{"node_id", config_.node_id},
                        {"role", "worker"},
-                       {"raft_address", replicas_ ? replicas_->advertise() : ""},
+                       {"raft_address", Replicas() ? Replicas()->advertise() : ""},
                        {"replication_factor", map ? map->replication_factor() : 0},
                        {"groups", groups}});
 }
@@ -718,7 +720,7 @@ HttpResponse WorkerService::HandleInternalQuery(HttpRequest& req) {
 }
 
 bool WorkerService::ReadyToRead(uint32_t shard, bool strong, bool leader_only) {
-  std::shared_ptr<raft::ShardReplica> replica = replicas_ ? replicas_->Find(shard) : nullptr;
+  std::shared_ptr<raft::ShardReplica> replica = Replicas() ? Replicas()->Find(shard) : nullptr;
   if (!replica) return true;  // one copy: what it has is all there is
   if (!strong) return !leader_only || replica->GetStatus().role == "leader";
   Status s = replica->ReadBarrier(std::chrono::milliseconds(config_.query_timeout_ms));
@@ -777,7 +779,7 @@ HttpResponse WorkerService::HandleInternalMap(HttpRequest& req) {
     Status s = map->Save(config_.db_path + "/cluster_map.json");
     if (!s.ok()) spdlog::warn("cannot persist cluster map: {}", s.ToString());
   }
-  if (replicas_) replicas_->Sync(current);
+  if (Replicas()) Replicas()->Sync(current);
   if (changed) OpenOwnedShards(current);
   return JsonResponse(HealthJson());
 }

@@ -115,7 +115,11 @@ class WorkerService {
   std::optional<ClusterMap> map_;  // guarded by map_mu_
 
   std::unique_ptr<JoinAnnouncer> registration_;  // with CONTROL_HOST
-  std::unique_ptr<ReplicaHost> replicas_;  // set by StartRegistration (knows the ports)
+  // Set by StartRegistration (which knows the ports) while requests are being
+  // served already: readers go through Replicas(), which is null until then.
+  std::unique_ptr<ReplicaHost> replica_host_;
+  std::atomic<ReplicaHost*> replicas_{nullptr};
+  ReplicaHost* Replicas() const { return replicas_.load(std::memory_order_acquire); }
   // Runs the per-shard parts of a request concurrently on reused threads. Last
   // member: destroyed (and drained) first.
   TaskPool tasks_;
