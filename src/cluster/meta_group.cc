@@ -157,7 +157,10 @@ Status MetaGroup::AddMember(const MetaPeer& peer, std::chrono::milliseconds time
 
 Status MetaGroup::RemoveMember(uint64_t raft_id, std::chrono::milliseconds timeout) {
   if (!group_) return Status(Code::kUnavailable, "meta group is not running");
-  return raft::AwaitChange(group_->RemoveMember(raft_id), timeout,
+  // No hand-over: a meta leader removing itself answers the request itself
+  // (POST /remove must not turn into "ask the other node"); map changes wait
+  // out the election that follows, which is rare and short.
+  return raft::AwaitChange(group_->RemoveMember(raft_id, /*hand_over=*/false), timeout,
                     "removing Raft id " + std::to_string(raft_id) + " from the meta group");
 }
 

@@ -352,13 +352,13 @@ std::future<Status> RaftGroup::AddVoter(uint64_t id, std::string address) {
   return future;
 }
 
-std::future<Status> RaftGroup::RemoveMember(uint64_t id) {
+std::future<Status> RaftGroup::RemoveMember(uint64_t id, bool hand_over) {
   auto* change = new Change;
   auto future = change->promise.get_future();
   Impl* d = impl_;
   change->impl = d;
   change->id = id;
-  bool posted = loop_.Post([d, change] {
+  bool posted = loop_.Post([d, change, hand_over] {
     auto finish = [change](Status s) {
       change->promise.set_value(std::move(s));
       delete change;
@@ -366,7 +366,7 @@ std::future<Status> RaftGroup::RemoveMember(uint64_t id) {
     if (!d->initialised || d->closing) return finish(Status(Code::kUnavailable, "Raft replica is closed"));
     if (!Leading(&d->raft)) return finish(NotLeader(&d->raft));
     if (!FindServer(&d->raft, change->id)) return finish(Status::Ok());
-    if (change->id == d->raft.id && HandOver(d, change)) return;
+    if (hand_over && change->id == d->raft.id && HandOver(d, change)) return;
     change->req.data = change;
     int rv = raft_remove(&d->raft, &change->req, change->id, [](struct raft_change* req, int st) {
       auto* c = static_cast<Change*>(req->data);

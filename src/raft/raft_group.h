@@ -110,12 +110,13 @@ class RaftGroup {
   // catch up (entries or a snapshot), then commits the new configuration.
   // Resolves OK when that is committed; OK at once if `id` already votes.
   std::future<Status> AddVoter(uint64_t id, std::string address);
-  // Removes `id` from the configuration (OK at once if it is not a member). A
-  // leader asked to remove itself hands leadership to another voter instead and
-  // answers kUnavailable "not the leader" naming it: ask that one (so the group
-  // is never without a leader for an election timeout). Alone in the group, it
-  // removes itself and steps down once the change is committed.
-  std::future<Status> RemoveMember(uint64_t id);
+  // Removes `id` from the configuration (OK at once if it is not a member).
+  // With `hand_over`, a leader asked to remove itself hands leadership to
+  // another voter instead and answers kUnavailable "not the leader" naming it:
+  // ask that one (so the group is never without a leader for an election
+  // timeout). Otherwise, or alone in the group, it removes itself and steps
+  // down once the change is committed.
+  std::future<Status> RemoveMember(uint64_t id, bool hand_over = true);
   // The ids of the current configuration's voters (empty when closed).
   std::vector<uint64_t> Voters();
   RaftStatus GetStatus();
