@@ -152,5 +152,69 @@ TEST(Placement, APendingMoveIsResumedAndSurvivesJson) {
   EXPECT_TRUE(again->pending_moves().empty());
 }
 
+// Applies planned leader transfers until none is left; returns how many.
+int BalanceLeaders(const ClusterMap& map, const PlacementInput& in, std::map<uint32_t, std::string>& leaders) {
+  int n = 0;
+  for (; n < 100; ++n) {
+    auto t = PlanLeaderTransfer(map, in, leaders);
+    if (!t) break;
+    EXPECT_EQ(leaders[t->shard], t->from);
+    auto members = map.Replicas(t->shard);
+    EXPECT_TRUE(std::any_of(members.begin(), members.end(), [&](auto* w) { return w->id == t->to; }));
+    leaders[t->shard] = t->to;
+  }
+  return n;
+}
+
+std::map<std::string, int> LeaderCounts(const std::map<uint32_t, std::string>& leaders) {
+  std::map<std::string, int> counts;
+  for (const auto& [_, w] : leaders) ++counts[w];
+  return counts;
+}
+
+TEST(Placement, LeadersSpreadUntilNoWorkerLeadsTwoMoreThanAnother) {
+  ClusterMap map = Placed(3, 16);
+  // After elections, one worker happened to win most groups.
+  std::map<uint32_t, std::string> leaders;
+  for (uint32_t s = 0; s < 16; ++s) leaders[s] = map.Replicas(s)[0]->id == "worker-3" ? "worker-3" : "worker-1";
+  for (uint32_t s = 0; s < 16; ++s) {
+    auto members = map.Replicas(s);
+    if (std::none_of(members.begin(), members.end(), [&](auto* w) { return w->id == leaders[s]; })) {
+      leaders[s] = members[0]->id;
+    }
+  }
+  const int transfers = BalanceLeaders(map, AllHealthy(map), leaders);
+  EXPECT_GT(transfers, 0);
+  auto counts = LeaderCounts(leaders);
+  ASSERT_EQ(counts.size(), 3u);
+  int lo = 100, hi = 0;
+  for (const auto& [_, c] : counts) lo = std::min(lo, c), hi = std::max(hi, c);
+  EXPECT_LE(hi - lo, 1) << counts["worker-1"] << "/" << counts["worker-2"] << "/" << counts["worker-3"];
+  // Balanced already: nothing to do.
+  EXPECT_FALSE(PlanLeaderTransfer(map, AllHealthy(map), leaders));
+}
+
+TEST(Placement, LeadershipGoesOnlyToHealthyFollowersAndWaitsForMoves) {
+  ClusterMap map = Placed(3, 6);
+  std::map<uint32_t, std::string> leaders;
+  for (uint32_t s = 0; s < 6; ++s) leaders[s] = "worker-1";  // RF 3 on 3 workers: each holds all
+  PlacementInput in = AllHealthy(map);
+  in.healthy.erase("worker-2");
+  std::map<uint32_t, std::string> copy = leaders;
+  BalanceLeaders(map, in, copy);
+  EXPECT_EQ(LeaderCounts(copy).count("worker-2"), 0u);
+  EXPECT_EQ(LeaderCounts(copy)["worker-1"], 3);
+  EXPECT_EQ(LeaderCounts(copy)["worker-3"], 3);
+  // A pending replica move comes first.
+  AddWorker(map, 4);
+  ASSERT_TRUE(map.BeginMove(ReplicaMove{0, "worker-1", "worker-4", "rebalance"}));
+  EXPECT_FALSE(PlanLeaderTransfer(map, AllHealthy(map), leaders));
+  // RF 1 has no leaders to balance.
+  ClusterMap single(4, 1);
+  single.UpsertWorker("w1", "a:1");
+  single.AssignRoundRobin();
+  EXPECT_FALSE(PlanLeaderTransfer(single, AllHealthy(single), {{0, "w1"}}));
+}
+
 }  // namespace
 }  // namespace rm
