@@ -52,36 +52,4 @@ std::optional<ReplicaMove> PlanNextMove(const ClusterMap& map, const PlacementIn
   return std::nullopt;
 }
 
-std::optional<LeaderTransfer> PlanLeaderTransfer(const ClusterMap& map, const PlacementInput& input,
-                                                 const std::map<uint32_t, std::string>& leaders) {
-  if (!map.assigned() || map.replication_factor() < 2 || !map.pending_moves().empty()) return std::nullopt;
-  // Workers that may lead, with how many shards they lead now.
-  std::map<std::string, size_t> led;
-  for (const auto& w : map.workers()) {
-    if (w.id.empty() || w.raft_address.empty() || map.decommissioning(w.id)) continue;
-    if (!input.healthy.count(w.id) || input.dead.count(w.id)) continue;
-    led[w.id] = 0;
-  }
-  for (const auto& [shard, leader] : leaders) {
-    if (shard < map.num_shards() && led.count(leader)) ++led[leader];
-  }
-  std::optional<LeaderTransfer> best;
-  size_t best_gap = 1;  // a gap of one cannot be narrowed
-  for (const auto& [shard, leader] : leaders) {
-    if (shard >= map.num_shards() || !led.count(leader)) continue;
-    bool member = false;
-    for (const WorkerInfo* r : map.Replicas(shard)) member |= r->id == leader;
-    if (!member) continue;  // a stale report from before a move
-    for (const WorkerInfo* r : map.Replicas(shard)) {
-      if (r->id == leader || !led.count(r->id) || led[leader] < led[r->id]) continue;
-      const size_t gap = led[leader] - led[r->id];
-      if (gap > best_gap) {
-        best_gap = gap;
-        best = LeaderTransfer{shard, leader, r->id};
-      }
-    }
-  }
-  return best;
-}
-
 }  // namespace rm

@@ -9,7 +9,6 @@
 
 #include "src/cluster/cluster_map.h"
 
-#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -24,21 +23,5 @@ struct PlacementInput {
 // The pending move if there is one (it is resumed), else the next move, else
 // nothing. Never plans with RF < 2 (those shards are not Raft groups).
 std::optional<ReplicaMove> PlanNextMove(const ClusterMap& map, const PlacementInput& input);
-
-// Leader balance: every write of a shard goes through its leader, so a worker
-// leading many shards does most of the cluster's Raft work (proposing, sending
-// every entry to the followers). When no move is due, the next leadership
-// transfer that narrows the spread: from a worker leading at least two more
-// shards than a healthy follower of one of them, to that follower (the widest
-// gap first; ties by shard). `leaders`: shard -> worker id of its leader, as
-// last reported (shards without one are left alone).
-struct LeaderTransfer {
-  uint32_t shard = 0;
-  std::string from;
-  std::string to;
-  bool operator==(const LeaderTransfer&) const = default;
-};
-std::optional<LeaderTransfer> PlanLeaderTransfer(const ClusterMap& map, const PlacementInput& input,
-                                                 const std::map<uint32_t, std::string>& leaders);
 
 }  // namespace rm

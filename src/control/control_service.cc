@@ -14,7 +14,6 @@
 #include <atomic>
 #include <future>
 #include <set>
-#include <thread>
 
 namespace rm {
 
@@ -272,9 +271,6 @@ ControlService::Gathered ControlService::ScatterGather(
     if (w) ask[w->id].push_back(s);
   }
   bool leader_read = consistency == ReadConsistency::kWeak;
-  // Strong reads wait out a leader change for this long (within the deadline).
-  constexpr auto kStrongRetryPause = std::chrono::milliseconds(100);
-  const auto strong_until = std::min(deadline, Clock::now() + std::chrono::seconds(3));
   for (int round = 0;; ++round) {
     // Every worker is asked in round one, also with no shards: the answer
     // counts it as responding (total_nodes / responding_nodes).
@@ -337,18 +333,6 @@ ControlService::Gathered ControlService::ScatterGather(
             break;
           }
         }
-      }
-    }
-    if (ask.empty() && consistency == ReadConsistency::kStrong && Clock::now() + kStrongRetryPause < strong_until) {
-      // Every replica refused the barrier: an election or a leadership
-      // transfer (leader balancing, a replica move) is under way. Ask the
-      // leaders again shortly, for a bounded while, rather than answer partial.
-      // Every replica: only the leader passes the barrier, so at most one
-      // answers for the shard, and a stale leader hint costs nothing.
-      std::this_thread::sleep_for(kStrongRetryPause);
-      for (uint32_t s = 0; map.assigned() && s < map.num_shards(); ++s) {
-        if (answered.count(s)) continue;
-        for (const WorkerInfo* r : map.Replicas(s)) ask[r->id].push_back(s);
       }
     }
     if (ask.empty() || Clock::now() + std::chrono::milliseconds(20) >= deadline) break;

@@ -12,14 +12,11 @@
 // Each step is idempotent, so a move interrupted by a failure or a restart of
 // the control node is resumed from the map. Writes go on throughout: the group
 // never has fewer than its replication factor of up-to-date voters.
-// With no move due, it balances leaders: one leadership transfer per round
-// (PlanLeaderTransfer) until no worker leads two more shards than another.
 // Thread-safe.
 #pragma once
 
 #include "src/cluster/cluster_map.h"
 #include "src/cluster/node_config.h"
-#include "src/cluster/placement.h"
 #include "src/control/worker_pool.h"
 #include "src/net/http_client.h"
 
@@ -47,12 +44,8 @@ class Rebalancer {
   // One planning round: carries out at most one move. True when it did one.
   bool RunOnce();
   Status Execute(const ReplicaMove& move);
-  // A leadership transfer if the leaders are unbalanced. True when it did one.
-  bool BalanceLeaders(const ClusterMap& map, const PlacementInput& input);
-  // Sends a membership change to the shard's leader, following NOT_LEADER
-  // hints, for up to `limit`.
-  Status ChangeMembers(uint32_t shard, const nlohmann::json& body,
-                       std::chrono::milliseconds limit = std::chrono::seconds(90));
+  // Sends a membership change to the shard's leader, following NOT_LEADER hints.
+  Status ChangeMembers(uint32_t shard, const nlohmann::json& body);
   bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit);
   // Pauses for `pause`; false when the rebalancer is stopping (at once).
   bool SleepUnlessStopping(std::chrono::milliseconds pause);
@@ -68,7 +61,6 @@ class Rebalancer {
   bool stopping_ = false;
   bool poked_ = false;
   uint64_t moves_done_ = 0;
-  uint64_t leader_transfers_ = 0;
   nlohmann::json current_;     // the move in progress, or null
   std::string last_error_;
   std::thread loop_;

@@ -267,29 +267,16 @@ struct HandOff {
   struct raft_transfer req;
   RaftGroup::Impl* impl;
   Change* change;
-  uint64_t target;  // 0: the library picks
 };
 
-std::string GroupName(const RaftGroup::Impl* d) {
-  return d->options.name.empty() ? "raft group " + std::to_string(d->options.group_id) : d->options.name;
-}
-
-// Starts a leadership transfer to `target` (0: the most caught-up voter);
-// `change` is answered when it ends: "not the leader" naming the new leader
-// (for a removal: ask that one), or OK when `target` was named and took over.
-// False (and nothing done) when the library refuses (no voter to hand to).
-bool HandOver(RaftGroup::Impl* d, Change* change, uint64_t target, const char* why) {
-  auto* h = new HandOff{{}, d, change, target};
+bool HandOver(RaftGroup::Impl* d, Change* change) {
+  auto* h = new HandOff{{}, d, change};
   h->req.data = h;
-  int rv = raft_transfer(&d->raft, &h->req, target, [](struct raft_transfer* req) {
+  int rv = raft_transfer(&d->raft, &h->req, 0, [](struct raft_transfer* req) {
     auto* h = static_cast<HandOff*>(req->data);
     struct raft* r = &h->impl->raft;
-    raft_id leader = 0;
-    const char* address = nullptr;
-    raft_leader(r, &leader, &address);
     Status s = Leading(r) ? Status(Code::kUnavailable, "leadership transfer did not finish in time; ask again")
-               : h->target != 0 && leader == h->target ? Status::Ok()
-                                                       : NotLeader(r);
+                          : NotLeader(r);
     h->change->promise.set_value(std::move(s));
     delete h->change;
     delete h;
@@ -298,7 +285,9 @@ bool HandOver(RaftGroup::Impl* d, Change* change, uint64_t target, const char* w
     delete h;
     return false;
   }
-  spdlog::info("{}: handing leadership to replica {} {}", GroupName(d), raft_transferee(&d->raft), why);
+  spdlog::info("{}: handing leadership to replica {} before removing this one",
+               d->options.name.empty() ? "raft group " + std::to_string(d->options.group_id) : d->options.name,
+               raft_transferee(&d->raft));
   return true;
 }
 
@@ -377,7 +366,7 @@ std::future<Status> RaftGroup::RemoveMember(uint64_t id, bool hand_over) {
     if (!d->initialised || d->closing) return finish(Status(Code::kUnavailable, "Raft replica is closed"));
     if (!Leading(&d->raft)) return finish(NotLeader(&d->raft));
     if (!FindServer(&d->raft, change->id)) return finish(Status::Ok());
-    if (hand_over && change->id == d->raft.id && HandOver(d, change, 0, "before removing this one")) return;
+    if (hand_over && change->id == d->raft.id && HandOver(d, change)) return;
     change->req.data = change;
     int rv = raft_remove(&d->raft, &change->req, change->id, [](struct raft_change* req, int st) {
       auto* c = static_cast<Change*>(req->data);
@@ -385,35 +374,6 @@ std::future<Status> RaftGroup::RemoveMember(uint64_t id, bool hand_over) {
       delete c;
     });
     if (rv != 0) finish(ChangeFailed("raft_remove", rv));
-  });
-  if (!posted) {
-    change->promise.set_value(Status(Code::kUnavailable, "Raft loop is stopping"));
-    delete change;
-  }
-  return future;
-}
-
-std::future<Status> RaftGroup::TransferLeadership(uint64_t id) {
-  auto* change = new Change;
-  auto future = change->promise.get_future();
-  Impl* d = impl_;
-  change->impl = d;
-  change->id = id;
-  bool posted = loop_.Post([d, change] {
-    auto finish = [change](Status s) {
-      change->promise.set_value(std::move(s));
-      delete change;
-    };
-    if (!d->initialised || d->closing) return finish(Status(Code::kUnavailable, "Raft replica is closed"));
-    if (raft_state(&d->raft) == RAFT_LEADER && d->raft.id == change->id) return finish(Status::Ok());
-    if (!Leading(&d->raft)) return finish(NotLeader(&d->raft));
-    const struct raft_server* server = FindServer(&d->raft, change->id);
-    if (!server || server->role != RAFT_VOTER) {
-      return finish(Status(Code::kInvalidRequest, "replica " + std::to_string(change->id) + " is not a voter of the group"));
-    }
-    if (!HandOver(d, change, change->id, "as asked")) {
-      finish(Status(Code::kUnavailable, "the library refused the leadership transfer; ask again"));
-    }
   });
   if (!posted) {
     change->promise.set_value(Status(Code::kUnavailable, "Raft loop is stopping"));

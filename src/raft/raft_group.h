@@ -117,10 +117,6 @@ class RaftGroup {
   // timeout). Otherwise, or alone in the group, it removes itself and steps
   // down once the change is committed.
   std::future<Status> RemoveMember(uint64_t id, bool hand_over = true);
-  // Hands leadership to voter `id` (on the leader): OK once `id` leads (at
-  // once if this replica is `id` and leads), kUnavailable "not the leader"
-  // elsewhere or when another replica won, kInvalidRequest for a non-voter.
-  std::future<Status> TransferLeadership(uint64_t id);
   // The ids of the current configuration's voters (empty when closed).
   std::vector<uint64_t> Voters();
   RaftStatus GetStatus();

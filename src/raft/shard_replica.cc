@@ -191,10 +191,6 @@ Status ShardReplica::RemoveMember(uint64_t id, std::chrono::milliseconds timeout
   return AwaitChange(group_.RemoveMember(id), timeout, "removing replica " + std::to_string(id));
 }
 
-Status ShardReplica::TransferLeadership(uint64_t id, std::chrono::milliseconds timeout) {
-  return AwaitChange(group_.TransferLeadership(id), timeout, "handing leadership to replica " + std::to_string(id));
-}
-
 Status ShardReplica::ReadBarrier(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   auto fence = group_.Barrier();

@@ -58,7 +58,6 @@ class ShardReplica : public StateMachine {
   // kTimeout when not done within `timeout` (the change may still complete).
   Status AddVoter(uint64_t id, const std::string& address, std::chrono::milliseconds timeout);
   Status RemoveMember(uint64_t id, std::chrono::milliseconds timeout);
-  Status TransferLeadership(uint64_t id, std::chrono::milliseconds timeout);
   std::vector<uint64_t> Voters() { return group_.Voters(); }
   // Index of the last entry this replica's store has applied.
   uint64_t applied_index() const;

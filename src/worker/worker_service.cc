@@ -207,7 +207,7 @@ HttpResponse WorkerService::HandleInternalMembers(HttpRequest& req) {
   auto body = nlohmann::json::parse(req.body, nullptr, false);
   if (!body.is_object() || !body.contains("shard") || !body["shard"].is_number_unsigned() ||
       !body.contains("raft_id") || !body["raft_id"].is_number_unsigned() || body.value("op", "").empty()) {
-    return ErrorResponse(Status(Code::kInvalidRequest, "expected {\"shard\",\"op\":\"add\"|\"remove\"|\"transfer\",\"raft_id\",\"address\"}"));
+    return ErrorResponse(Status(Code::kInvalidRequest, "expected {\"shard\",\"op\":\"add\"|\"remove\",\"raft_id\",\"address\"}"));
   }
   const uint32_t shard = body["shard"].get<uint32_t>();
   const uint64_t raft_id = body["raft_id"].get<uint64_t>();
@@ -222,14 +222,11 @@ HttpResponse WorkerService::HandleInternalMembers(HttpRequest& req) {
     s = replica->AddVoter(raft_id, address, std::chrono::seconds(60));
   } else if (op == "remove") {
     s = replica->RemoveMember(raft_id, std::chrono::seconds(20));
-  } else if (op == "transfer") {
-    s = replica->TransferLeadership(raft_id, std::chrono::seconds(10));
   } else {
-    return ErrorResponse(Status(Code::kInvalidRequest, "op must be add, remove or transfer"));
+    return ErrorResponse(Status(Code::kInvalidRequest, "op must be add or remove"));
   }
   if (!s.ok()) return ErrorResponse(s);
-  spdlog::info("shard {}: {} replica {} done", shard,
-               op == "add" ? "adding" : op == "remove" ? "removing" : "handing leadership to", raft_id);
+  spdlog::info("shard {}: {} replica {} done", shard, op == "add" ? "adding" : "removing", raft_id);
   return JsonResponse({{"success", true}, {"shard", shard}, {"voters", replica->Voters()}});
 }
 

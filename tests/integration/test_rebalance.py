@@ -128,52 +128,6 @@ class RebalanceTest(unittest.TestCase):
         b = R.assert_error_shape(self, R.post(self.c.port, "/join", {"id": "worker-1", "addr": "127.0.0.1:1"}),
                                  400, "VALIDATION_ERROR")
 
-    def test_leaders_piled_on_one_worker_spread_again(self):
-        """Leader balancing: every shard's leadership is handed to worker-1
-        (POST /internal/members op "transfer", as the rebalancer does); the
-        rebalancer hands them back out until no worker leads two more."""
-        def groups(wid):
-            return R.get(self.c.workers[wid].port, "/health", timeout=5).json()["raft_status"]["groups"]
-
-        def leaders():
-            out = {}
-            for wid in self.c.workers:
-                for g in groups(wid):
-                    if g["role"] == "leader":
-                        out[g["shard"]] = wid
-            return out
-        R.wait_until(lambda: len(leaders()) == SHARDS, 30.0, 0.1, "every shard to have a leader")
-        points = [{"partition_key": "k%d" % i, "value": float(i)} for i in range(40)]
-        R.wait_until(lambda: self.c.insert(points, headers={"Idempotency-Key": "spread"}).status == 200,
-                     20.0, 0.1, "a first write")
-        raft_id = next(p["raft_id"] for g in groups("worker-1") for p in g["peers"] if p["id"] == "worker-1")
-        for shard in range(SHARDS):
-            def handed():
-                now = leaders()
-                if now.get(shard) == "worker-1":
-                    return True
-                if shard not in now:
-                    return False
-                r = R.post(self.c.workers[now[shard]].port, "/internal/members",
-                           {"shard": shard, "op": "transfer", "raft_id": raft_id},
-                           headers={"X-RaftMetrics-Internal": "1"})
-                return r.status == 200
-            R.wait_until(handed, 20.0, 0.1, "shard %d's leadership to reach worker-1" % shard)
-        bad = R.post(self.c.workers["worker-1"].port, "/internal/members",
-                     {"shard": 0, "op": "transfer", "raft_id": 99}, headers={"X-RaftMetrics-Internal": "1"})
-        self.assertIn(bad.status, (400, 503), bad)
-
-        def spread():
-            # Strong reads go on while leaders change hands: never partial.
-            a = self.c.analytics_ok(consistency="strong")
-            self.assertEqual((a["count"], a["is_partial"]), (40, False), a)
-            counts = {wid: 0 for wid in self.c.workers}
-            for wid in leaders().values():
-                counts[wid] += 1
-            return sum(counts.values()) == SHARDS and max(counts.values()) - min(counts.values()) <= 1 and counts
-        R.wait_until(spread, 60.0, 0.2, "the leaders to spread over the workers")
-        self.assertGreaterEqual(status(self.c)["rebalancing"]["leader_transfers"], 1)
-
 
 class ReplaceDeadTest(unittest.TestCase):
     """A worker dead longer than --replace-dead-after-s has its replicas

@@ -335,25 +335,5 @@ TEST_F(ReplicatedShard, ALeaderAskedToRemoveItselfHandsOverFirst) {
   }
 }
 
-TEST_F(ReplicatedShard, LeadershipMovesToTheNamedReplica) {
-  uint64_t leader = Leader();
-  ASSERT_NE(leader, 0u);
-  const uint64_t target = leader == 3 ? 1 : leader + 1;
-  Status s = nodes_[leader].replica->TransferLeadership(target, 5s);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(nodes_[target].replica->GetStatus().role, "leader");
-  ASSERT_TRUE(nodes_[target].replica->Write(Command("after-transfer", "h", 4), 5s).ok());
-  // Asking the leader to hand over to itself is done already; a follower names the leader.
-  EXPECT_TRUE(nodes_[target].replica->TransferLeadership(target, 5s).ok());
-  Status refused = nodes_[leader].replica->TransferLeadership(target, 5s);
-  EXPECT_EQ(refused.code(), Code::kUnavailable) << refused.ToString();
-  EXPECT_EQ(refused.details()["leader_id"], target);
-  // Only a voter of the group can take over.
-  EXPECT_EQ(nodes_[target].replica->TransferLeadership(9, 5s).code(), Code::kInvalidRequest);
-  for (auto& [id, n] : nodes_) {
-    EXPECT_TRUE(WaitFor([&] { return n.store->point_count() == 4; }, 5s)) << id << ": " << n.store->point_count();
-  }
-}
-
 }  // namespace
 }  // namespace rm::raft
