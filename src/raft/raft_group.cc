@@ -46,6 +46,11 @@ std::string RoleName(int state) {
   }
 }
 
+// How logs name a group: its options' name, else its id.
+std::string GroupName(const RaftGroupOptions& o) {
+  return o.name.empty() ? "raft group " + std::to_string(o.group_id) : o.name;
+}
+
 const struct raft_server* FindServer(const struct raft* r, uint64_t id) {
   for (unsigned i = 0; i < r->configuration.n; ++i) {
     if (r->configuration.servers[i].id == id) return &r->configuration.servers[i];
@@ -142,7 +147,7 @@ Status RaftGroup::Start(const std::vector<RaftPeer>& bootstrap) {
     }
     d->initialised = true;
     d->raft.data = d;
-    d->election_log.Attach(&d->raft, o.name.empty() ? "raft group " + std::to_string(o.group_id) : o.name);
+    d->election_log.Attach(&d->raft, GroupName(o));
     raft_set_election_timeout(&d->raft, o.election_timeout_ms);
     raft_set_heartbeat_timeout(&d->raft, o.heartbeat_timeout_ms);
     raft_set_pre_vote(&d->raft, true);
@@ -285,8 +290,7 @@ bool HandOver(RaftGroup::Impl* d, Change* change) {
     delete h;
     return false;
   }
-  spdlog::info("{}: handing leadership to replica {} before removing this one",
-               d->options.name.empty() ? "raft group " + std::to_string(d->options.group_id) : d->options.name,
+  spdlog::info("{}: handing leadership to replica {} before removing this one", GroupName(d->options),
                raft_transferee(&d->raft));
   return true;
 }

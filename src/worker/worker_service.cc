@@ -212,7 +212,7 @@ HttpResponse WorkerService::HandleInternalMembers(HttpRequest& req) {
   const uint32_t shard = body["shard"].get<uint32_t>();
   const uint64_t raft_id = body["raft_id"].get<uint64_t>();
   const std::string op = body["op"].get<std::string>();
-  std::shared_ptr<raft::ShardReplica> replica = Replicas() ? Replicas()->Find(shard) : nullptr;
+  std::shared_ptr<raft::ShardReplica> replica = FindReplica(shard);
   if (!replica) return ErrorResponse(Status(Code::kNotFound, "no replica of shard " + std::to_string(shard) + " here"));
   Status s;
   if (op == "add") {
@@ -353,7 +353,7 @@ pb::ShardWriteResult WorkerService::ApplyReplicated(const ClusterMap& map, const
   pb::ShardWriteResult result;
   result.set_shard(command.shard());
   result.set_ok(false);
-  std::shared_ptr<raft::ShardReplica> replica = Replicas() ? Replicas()->Find(command.shard()) : nullptr;
+  std::shared_ptr<raft::ShardReplica> replica = FindReplica(command.shard());
   if (!replica) {
     // Not (or no longer, after a move) a replica here: like a follower, point
     // the caller at a replica this node's map knows, so its write goes on.
@@ -420,7 +420,7 @@ HttpResponse WorkerService::HandleInsert(HttpRequest& req) {
     // RAFT_ERROR's term: what this node's own replicas of the failed shards know
     // (a NOT_LEADER or unreachable answer carries none).
     for (const auto& o : summary.shards) {
-      std::shared_ptr<raft::ShardReplica> replica = !o.ok && Replicas() ? Replicas()->Find(o.shard) : nullptr;
+      std::shared_ptr<raft::ShardReplica> replica = o.ok ? nullptr : FindReplica(o.shard);
       if (replica) summary.known_term = std::max(summary.known_term, replica->GetStatus().term);
     }
     spdlog::warn("write not stored on every shard: {}", summary.DescribeFailures());
@@ -720,7 +720,7 @@ HttpResponse WorkerService::HandleInternalQuery(HttpRequest& req) {
 }
 
 bool WorkerService::ReadyToRead(uint32_t shard, bool strong, bool leader_only) {
-  std::shared_ptr<raft::ShardReplica> replica = Replicas() ? Replicas()->Find(shard) : nullptr;
+  std::shared_ptr<raft::ShardReplica> replica = FindReplica(shard);
   if (!replica) return true;  // one copy: what it has is all there is
   if (!strong) return !leader_only || replica->GetStatus().role == "leader";
   Status s = replica->ReadBarrier(std::chrono::milliseconds(config_.query_timeout_ms));

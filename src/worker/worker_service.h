@@ -120,6 +120,11 @@ class WorkerService {
   std::unique_ptr<ReplicaHost> replica_host_;
   std::atomic<ReplicaHost*> replicas_{nullptr};
   ReplicaHost* Replicas() const { return replicas_.load(std::memory_order_acquire); }
+  // The running replica of `shard` here, or nullptr (none, or Raft not started yet).
+  std::shared_ptr<raft::ShardReplica> FindReplica(uint32_t shard) const {
+    ReplicaHost* host = Replicas();
+    return host ? host->Find(shard) : nullptr;
+  }
   // Runs the per-shard parts of a request concurrently on reused threads. Last
   // member: destroyed (and drained) first.
   TaskPool tasks_;
