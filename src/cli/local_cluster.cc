@@ -1,8 +1,11 @@
 #include "src/cli/local_cluster.h"
 
 #include "src/cli/node_runner.h"
+#include "src/cluster/write_dispatcher.h"
 #include "src/gateway/tokens.h"
+#include "src/net/http_client.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -61,6 +64,33 @@ std::string LocalToken(const std::string& data_dir) {
   return token;
 }
 
+// Polls the control node's /health until it answers 200 (a write would be
+// taken), a child exits, or `budget` passes. Returns "" when ready, else why not.
+std::string WaitUntilServing(const std::string& address, const std::vector<pid_t>& children,
+                             std::chrono::seconds budget) {
+  HttpClient client;
+  OutgoingRequest req;
+  req.target = "/health";
+  const char* secret = std::getenv("CLUSTER_SECRET");
+  req.headers = InternalHeaders(secret ? secret : "");
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  std::string last = "the control node does not answer yet";
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (pid_t c : children) {
+      int status = 0;
+      if (waitpid(c, &status, WNOHANG) == c) return "a node (pid " + std::to_string(c) + ") exited during start";
+    }
+    auto resp = client.Send(address, req, std::chrono::milliseconds(1000));
+    if (resp.ok() && resp->status == 200) return "";
+    if (resp.ok()) {
+      auto body = nlohmann::json::parse(resp->body, nullptr, false);
+      if (body.is_object() && body.contains("reason") && body["reason"].is_string()) last = body["reason"];
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return last;
+}
+
 }  // namespace
 
 int RunLocal(const LocalOptions& o, const std::string& self_exe) {
@@ -96,19 +126,41 @@ int RunLocal(const LocalOptions& o, const std::string& self_exe) {
     if (i) worker_hosts += ",";
     worker_hosts += "127.0.0.1:" + std::to_string(o.first_worker_port + i);
   }
+  // The settings `local` takes itself reach every node as flags.
+  std::vector<std::string> common;
+  if (o.rate_limit_per_minute >= 0) common.insert(common.end(), {"--rate-limit", std::to_string(o.rate_limit_per_minute)});
+  if (o.query_timeout_ms > 0) common.insert(common.end(), {"--query-timeout-ms", std::to_string(o.query_timeout_ms)});
+  if (o.write_timeout_ms > 0) common.insert(common.end(), {"--write-timeout-ms", std::to_string(o.write_timeout_ms)});
+  auto with_common = [&](std::vector<std::string> args) {
+    args.insert(args.end(), common.begin(), common.end());
+    return args;
+  };
   std::vector<pid_t> children;
   for (int i = 0; i < o.workers; ++i) {
     int id = i + 1;
     uint16_t port = static_cast<uint16_t>(o.first_worker_port + i);
-    children.push_back(Spawn(self_exe, {"worker", "--id", std::to_string(id), "--port", std::to_string(port),
-                                        "--bind", o.bind, "--db-path", o.data_dir + "/worker-" + std::to_string(id),
-                                        "--advertise", "127.0.0.1:" + std::to_string(port)}));
+    children.push_back(Spawn(self_exe, with_common({"worker", "--id", std::to_string(id), "--port",
+                                                    std::to_string(port), "--bind", o.bind, "--db-path",
+                                                    o.data_dir + "/worker-" + std::to_string(id), "--advertise",
+                                                    "127.0.0.1:" + std::to_string(port)})));
   }
-  children.push_back(Spawn(self_exe, {"control", "--id", "1", "--port", std::to_string(o.control_port),
-                                      "--bind", o.bind, "--db-path", o.data_dir + "/control",
-                                      "--worker-hosts", worker_hosts, "--shards", std::to_string(o.shards),
-                                      "--replication-factor", std::to_string(o.replication_factor)}));
+  children.push_back(Spawn(self_exe, with_common({"control", "--id", "1", "--port", std::to_string(o.control_port),
+                                                  "--bind", o.bind, "--db-path", o.data_dir + "/control",
+                                                  "--worker-hosts", worker_hosts, "--shards",
+                                                  std::to_string(o.shards), "--replication-factor",
+                                                  std::to_string(o.replication_factor)})));
   std::string url = "http://127.0.0.1:" + std::to_string(o.control_port);
+  // The banner's examples must work when it appears: it waits until a write
+  // would be taken.
+  const std::string host = o.bind == "0.0.0.0" || o.bind.empty() ? "127.0.0.1" : o.bind;
+  const std::string not_ready =
+      WaitUntilServing(host + ":" + std::to_string(o.control_port), children, std::chrono::seconds(120));
+  if (!not_ready.empty()) {
+    spdlog::error("the local cluster cannot take writes after 120 s: {}", not_ready);
+    for (pid_t c : children) kill(c, SIGTERM);
+    for (pid_t c : children) waitpid(c, nullptr, 0);
+    return 1;
+  }
   std::printf(
       "\nRaftMetrics local cluster\n"
       "  control  %s\n", url.c_str());

@@ -22,6 +22,10 @@ struct LocalOptions {
   // unless CLUSTER_SECRET is set. The nodes get both through their environment.
   std::string auth_tokens;
   std::string tokens_file;
+  // Passed to every node; -1 leaves the node's own default (or its environment).
+  int64_t rate_limit_per_minute = -1;
+  int query_timeout_ms = -1;
+  int write_timeout_ms = -1;
 };
 
 int RunLocal(const LocalOptions& options, const std::string& self_exe);

@@ -9,6 +9,8 @@
 #include "src/cli/stats_command.h"
 #include "src/cluster/node_config.h"
 #include "src/observability/logging.h"
+#include "src/raft/raft_loop.h"
+#include "src/storage/duckdb.h"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -99,6 +101,11 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
       ->envname("IDEMPOTENCY_TTL_S")->check(CLI::Range(1, 30 * 86400));
 }
 
+std::string VersionText() {
+  return std::string("raftmetrics ") + RM_VERSION + "\n  DuckDB " + rm::db::LibraryVersion() + "\n  raft " +
+         rm::raft::LibraryVersion() + " (libuv " + rm::raft::LibuvVersion() + ")\n";
+}
+
 // A token for client commands: the first of AUTH_TOKENS, else the one
 // `raftmetrics local` wrote to ./data/token.
 std::string DefaultToken() {
@@ -150,6 +157,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"RaftMetrics: a distributed analytics database for metrics"};
   app.require_subcommand(0, 1);
+  app.set_version_flag("--version", VersionText());
   Flags control_flags, worker_flags, env_flags;
   auto* control = app.add_subcommand("control", "Run a control node");
   AddNodeFlags(control, control_flags);
@@ -163,11 +171,25 @@ int main(int argc, char** argv) {
   local->add_option("--worker-port", local_options.first_worker_port, "First worker port (then +1, +2 ...)");
   local->add_option("--workers", local_options.workers, "Number of workers")->check(CLI::Range(1, 64));
   local->add_option("--shards", local_options.shards, "Number of shards")->check(CLI::Range(1, 4096));
-  local->add_option("--replication-factor", local_options.replication_factor, "Replicas per shard")
+  local->add_option("--replication-factor", local_options.replication_factor,
+                    "Replicas per shard; 0 = 3 with >= 3 workers, else 1")
       ->envname("REPLICATION_FACTOR");
+  local->add_option("--rate-limit", local_options.rate_limit_per_minute,
+                    "Requests per minute per token (default 1000 control, 5000 worker; 0 = unlimited)")
+      ->envname("RATE_LIMIT_PER_MINUTE")->check(CLI::Range(0, 100000000));
+  local->add_option("--query-timeout-ms", local_options.query_timeout_ms,
+                    "A worker slower than this makes a query's answer partial (default 2000)")
+      ->envname("QUERY_TIMEOUT_MS")->check(CLI::Range(1, 600000));
+  local->add_option("--write-timeout-ms", local_options.write_timeout_ms, "Deadline of a write (default 5000)")
+      ->envname("WRITE_TIMEOUT_MS")->check(CLI::Range(1, 600000));
   local->add_option("--bind", local_options.bind, "Address the nodes listen on");
   local->add_option("--auth-tokens", local_options.auth_tokens, "Comma-separated API tokens (default: generated)");
   local->add_option("--tokens-file", local_options.tokens_file, "API tokens file, name:token[:expiry] per line");
+  local->footer(
+      "Every other node setting passes through from the environment, under the names of\n"
+      "`raftmetrics control --help` and `raftmetrics worker --help` (e.g. WRITE_BUFFER_POINTS,\n"
+      "IDEMPOTENCY_TTL_S, MAX_BODY_BYTES, PUBLIC_HEALTH, CLUSTER_SECRET, LOG_LEVEL): each node\n"
+      "started by `local` inherits it. The banner appears once the cluster takes writes.");
   rm::StatsOptions stats_options;
   auto* stats = app.add_subcommand("stats", "Print request and storage counters of every node of a cluster");
   stats->add_option("--control", stats_options.control, "A control node, host:port")->envname("CONTROL_HOST");

@@ -452,6 +452,11 @@ HttpResponse ControlService::HandleAggregate(HttpRequest& req) {
   }
   auto body = merger.Finish();
   if (!body.ok()) return ErrorResponse(body.status());
+  nlohmann::json warnings = merger.Warnings();
+  if (!missing.empty() && merger.PointsInRange() == 0 && !warnings.empty()) {
+    warnings.push_back(std::to_string(missing.size()) + " shard(s) did not answer: their points may be missing");
+  }
+  (*body)["warnings"] = warnings;
   (*body)["is_partial"] = !missing.empty();
   (*body)["total_nodes"] = cov.total_nodes;
   (*body)["responding_nodes"] = responding;
@@ -557,7 +562,40 @@ HttpResponse ControlService::HandleHealth(HttpRequest&) {
                                          : nlohmann::json(nullptr)}});
   }
   const int64_t uptime_s = (NowMicros() - started_us_) / 1000000;
-  std::string status = !map.assigned() ? "starting" : healthy == map.workers().size() ? "healthy" : "degraded";
+  // 200 only once a write would be taken: a health check that waits for 200
+  // may insert right after. Later elections leave it 200 ("degraded") rather
+  // than failing the checks of a node that serves.
+  std::string status;
+  std::string reason;
+  nlohmann::json leaderless = nlohmann::json::array();
+  nlohmann::json unreachable = nlohmann::json::array();
+  bool ready = false;
+  if (!map.assigned()) {
+    status = "starting";
+    size_t known = 0;
+    for (const auto& w : map.workers()) known += w.id.empty() ? 0 : 1;
+    reason = "shards are not placed yet: " + std::to_string(known) + " worker(s) known, waiting for " +
+             std::to_string(std::max<size_t>(1, std::max<size_t>(config_.min_workers, config_.worker_hosts.size())));
+  } else {
+    auto writable = workers_.WritableShards(map);
+    for (uint32_t s : writable.leaderless) leaderless.push_back(s);
+    for (uint32_t s : writable.unreachable) unreachable.push_back(s);
+    const bool was_ready = ready_once_.load();
+    ready = writable.writable > 0 && (writable.leaderless.empty() || was_ready);
+    if (ready && !was_ready) ready_once_.store(true);
+    if (!ready) {
+      status = writable.writable == 0 && writable.leaderless.empty() && was_ready ? "unavailable" : "starting";
+      reason = !writable.leaderless.empty()
+                   ? std::to_string(writable.leaderless.size()) + " shard(s) have no Raft leader yet"
+                   : "no worker holding a shard answers";
+    } else if (healthy == map.workers().size() && writable.leaderless.empty() && writable.unreachable.empty()) {
+      status = "healthy";
+    } else {
+      status = "degraded";
+      reason = std::to_string(writable.leaderless.size() + writable.unreachable.size()) +
+               " shard(s) cannot take writes now";
+    }
+  }
   nlohmann::json body = {
       {"status", status},
       {"node_id", config_.node_id},
@@ -568,7 +606,9 @@ HttpResponse ControlService::HandleHealth(HttpRequest&) {
       {"workers", workers},
       {"shards", map.num_shards()},
       {"replication_factor", map.assigned() ? map.replication_factor() : config_.replication_factor},
-      {"cluster_ready", map.assigned()},
+      {"cluster_ready", ready},
+      {"shards_without_leader", leaderless},
+      {"shards_unreachable", unreachable},
       {"raft_status", [&] {
          nlohmann::json st = meta_->StatusJson();
          return nlohmann::json{{"role", st["role"]}, {"term", st["term"]}, {"last_log_index", st["last_log_index"]},
@@ -576,7 +616,8 @@ HttpResponse ControlService::HandleHealth(HttpRequest&) {
                                {"last_heartbeat", st["last_heartbeat"]}, {"group", "meta"}};
        }()},
   };
-  return HttpResponse::Json(200, body.dump());
+  if (!reason.empty()) body["reason"] = reason;
+  return HttpResponse::Json(ready ? 200 : 503, body.dump());
 }
 
 HttpResponse ControlService::HandleJoin(HttpRequest& req) {

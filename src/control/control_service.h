@@ -9,6 +9,8 @@
 // Thread-safe: handlers run concurrently.
 #pragma once
 
+#include <atomic>
+
 #include "src/cluster/join_announcer.h"
 #include "src/cluster/meta_group.h"
 #include "src/cluster/node_config.h"
@@ -94,6 +96,7 @@ class ControlService {
   MetricFamily& worker_up_;
   MetricFamily& shard_leader_;
   const int64_t started_us_;
+  std::atomic<bool> ready_once_{false};  // /health has answered 200 once
 };
 
 }  // namespace rm

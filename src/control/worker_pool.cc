@@ -142,6 +142,39 @@ WorkerPool::QuorumView WorkerPool::Quorum(const ClusterMap& map, uint32_t shard)
   return view;
 }
 
+WorkerPool::Writability WorkerPool::WritableShards(const ClusterMap& map) const {
+  Writability out;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto healthy = [&](const WorkerInfo* w) {
+    auto it = health_.find(w->address);
+    return it != health_.end() && it->second.healthy;
+  };
+  for (uint32_t shard = 0; shard < map.num_shards(); ++shard) {
+    auto replicas = map.Replicas(shard);
+    bool any_healthy = false;
+    bool leading = false;
+    for (const WorkerInfo* w : replicas) {
+      if (!healthy(w)) continue;
+      any_healthy = true;
+      if (replicas.size() == 1) {
+        leading = true;
+        continue;
+      }
+      for (const auto& g : GroupsInReport(health_.find(w->address)->second.last_report)) {
+        leading |= g.shard == shard && g.role == "leader";
+      }
+    }
+    if (leading) {
+      ++out.writable;
+    } else if (any_healthy) {
+      out.leaderless.push_back(shard);
+    } else {
+      out.unreachable.push_back(shard);
+    }
+  }
+  return out;
+}
+
 const WorkerInfo* WorkerPool::ReadTarget(const ClusterMap& map, uint32_t shard) const {
   auto replicas = map.Replicas(shard);
   if (replicas.size() <= 1) return map.Owner(shard);

@@ -59,6 +59,17 @@ class WorkerPool {
     uint64_t term = 0;
   };
   QuorumView Quorum(const ClusterMap& map, uint32_t shard) const;
+  // Whether a write to each shard could be taken now, as of the last health
+  // checks: a shard is writable when its only replica is healthy, or (Raft) a
+  // healthy replica reported leading its group; `leaderless` shards have
+  // healthy replicas but no leader yet (an election); `unreachable` shards have
+  // no healthy replica at all.
+  struct Writability {
+    size_t writable = 0;
+    std::vector<uint32_t> leaderless;
+    std::vector<uint32_t> unreachable;
+  };
+  Writability WritableShards(const ClusterMap& map) const;
 
   // Applies `change` to a copy of the map; when it returns true the copy
   // becomes the map (through the committer, if any), is persisted and pushed to

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace rm {
 
@@ -23,6 +24,16 @@ void AggregateMerger::Acc::Merge(const Acc& o) {
 }
 
 void AggregateMerger::Add(const pb::AggregateShardResult& shard) {
+  if (shard.has_presence()) {
+    const auto& p = shard.presence();
+    presence_.series += p.series();
+    presence_.matching_series += p.matching_series();
+    if (p.first_us() != 0 || p.last_us() != 0) {
+      presence_.first_us = presence_.first_us == 0 ? p.first_us() : std::min(presence_.first_us, p.first_us());
+      presence_.last_us = std::max(presence_.last_us, p.last_us());
+    }
+    presence_.similar_metrics.insert(p.similar_metrics().begin(), p.similar_metrics().end());
+  }
   for (const auto& g : shard.groups()) {
     std::vector<std::string> key(g.key().begin(), g.key().end());
     Acc& acc = data_[key][g.bucket()];
@@ -97,21 +108,75 @@ std::optional<double> ValueOf(const nlohmann::json& aggs, const std::string& nam
 
 }  // namespace
 
+bool AggregateMerger::InRange(int64_t bucket) const {
+  // Rolling windows read from `from - window`; those buckets feed windows only.
+  return !spec_.rolling || bucket >= spec_.from_us;
+}
+
+AggregateMerger::Acc AggregateMerger::InRangeOf(const std::map<int64_t, Acc>& buckets) const {
+  Acc acc;
+  for (auto it = buckets.lower_bound(spec_.rolling ? spec_.from_us : std::numeric_limits<int64_t>::min()); it != buckets.end(); ++it) {
+    acc.Merge(it->second);
+  }
+  return acc;
+}
+
 nlohmann::json AggregateMerger::Overall() {
   Acc overall;
-  for (const auto& [key, buckets] : data_) {
-    for (const auto& [b, acc] : buckets) overall.Merge(acc);
-  }
+  for (const auto& [key, buckets] : data_) overall.Merge(InRangeOf(buckets));
   return Render(overall);
 }
 
 std::map<std::vector<std::string>, nlohmann::json> AggregateMerger::PerGroup() {
   std::map<std::vector<std::string>, nlohmann::json> out;
   for (const auto& [key, buckets] : data_) {
-    Acc acc;
-    for (const auto& [b, a] : buckets) acc.Merge(a);
+    Acc acc = InRangeOf(buckets);
     if (acc.agg.count > 0) out[key] = Render(acc);
   }
+  return out;
+}
+
+uint64_t AggregateMerger::PointsInRange() const {
+  uint64_t n = 0;
+  for (const auto& [key, buckets] : data_) {
+    for (const auto& [b, acc] : buckets) n += InRange(b) ? acc.agg.count : 0;
+  }
+  return n;
+}
+
+std::vector<std::string> AggregateMerger::Warnings() const {
+  std::vector<std::string> out;
+  if (PointsInRange() > 0) return out;
+  const auto& q = spec_.query;
+  // Shards that sent points (before `from`, for rolling windows) sent no presence.
+  const bool has_series = presence_.series > 0 || !data_.empty();
+  if (!has_series) {
+    std::string w = "no series for metric " + q.metric();
+    if (!presence_.similar_metrics.empty()) {
+      w += " (did you mean ";
+      size_t i = 0;
+      for (const auto& m : presence_.similar_metrics) w += (i++ ? " or " : "") + m;
+      w += "?)";
+    }
+    out.push_back(w);
+    return out;
+  }
+  const bool filtered = q.tags_size() > 0 || q.hosts_size() > 0 || q.datacenters_size() > 0;
+  if (filtered && presence_.matching_series == 0 && data_.empty()) {
+    out.push_back("no series of metric " + q.metric() + " match the filters (tags, hosts, datacenters); it has " +
+                  std::to_string(presence_.series) + " series");
+    return out;
+  }
+  std::string w = spec_.default_range ? "no points in the default range (last 24 h, " +
+                                            FormatIso8601(spec_.from_us) + " to " + FormatIso8601(spec_.to_us) + ")"
+                                      : "no points between " + FormatIso8601(spec_.from_us) + " and " +
+                                            FormatIso8601(spec_.to_us);
+  if (presence_.first_us != 0 || presence_.last_us != 0) {
+    w += "; the metric has points from " + FormatIso8601(presence_.first_us) + " to " +
+         FormatIso8601(presence_.last_us);
+    if (filtered) w += " (of the series matching the filters)";
+  }
+  out.push_back(w);
   return out;
 }
 
@@ -131,27 +196,25 @@ Result<nlohmann::json> AggregateMerger::Finish() {
       for (const auto& [start, acc] : buckets) {
         Acc copy = acc;
         nlohmann::json aggs = Render(copy);
-        out.push_back({{{"start", FormatIso8601(std::max(start, q.from_us()))},
-                        {"end", FormatIso8601(std::min(start + spec_.window_us, q.to_us()))},
+        out.push_back({{{"start", FormatIso8601(std::max(start, spec_.from_us))},
+                        {"end", FormatIso8601(std::min(start + spec_.window_us, spec_.to_us))},
                         {"aggregations", aggs}},
                        ValueOf(aggs, spec_.order_agg)});
       }
       return out;
     }
-    // Rolling: window ends t on every step-aligned instant of (from, to]; each
-    // covers [t - window, t), the merge of window/step consecutive step buckets.
-    const int64_t step = spec_.step_us;
-    auto floor_to = [](int64_t v, int64_t m) { return v - (((v % m) + m) % m); };
-    const int64_t first = floor_to(q.from_us(), step) + step;
-    const int64_t last = floor_to(q.to_us(), step);
-    for (int64_t t = first; t <= last; t += step) {
+    // Rolling: a window ends at every t = from + k * step in [from, to] (as
+    // Prometheus evaluates a range query) and covers [t - window, t) in full,
+    // reading before `from` as needed: the merge of window/step consecutive
+    // step buckets, which the shards anchored at `from`.
+    for (int64_t t = spec_.from_us; t <= spec_.to_us; t += spec_.step_us) {
       Acc acc;
       for (auto it = buckets.lower_bound(t - spec_.window_us); it != buckets.end() && it->first < t; ++it) {
         acc.Merge(it->second);
       }
       if (acc.agg.count == 0) continue;
       nlohmann::json aggs = Render(acc);
-      out.push_back({{{"start", FormatIso8601(std::max(t - spec_.window_us, q.from_us()))},
+      out.push_back({{{"start", FormatIso8601(t - spec_.window_us)},
                       {"end", FormatIso8601(t)},
                       {"aggregations", aggs}},
                      ValueOf(aggs, spec_.order_agg)});
@@ -160,15 +223,14 @@ Result<nlohmann::json> AggregateMerger::Finish() {
   };
 
   nlohmann::json body = {{"metric", q.metric()},
-                         {"from", FormatIso8601(q.from_us())},
-                         {"to", FormatIso8601(q.to_us())}};
+                         {"from", FormatIso8601(spec_.from_us)},
+                         {"to", FormatIso8601(spec_.to_us)}};
   // Overall: every group merged, per bucket.
   std::map<int64_t, Acc> overall_buckets;
   for (const auto& [key, buckets] : data_) {
     for (const auto& [b, acc] : buckets) overall_buckets[b].Merge(acc);
   }
-  Acc overall;
-  for (const auto& [b, acc] : overall_buckets) overall.Merge(acc);
+  Acc overall = InRangeOf(overall_buckets);
   body["aggregations"] = Render(overall);
   if (spec_.window_us > 0 && spec_.group_by.empty()) {
     auto series = series_of(overall_buckets);
@@ -182,7 +244,9 @@ Result<nlohmann::json> AggregateMerger::Finish() {
     nlohmann::json by_dc = nlohmann::json::object();
     for (const auto& [key, buckets] : data_) {
       Acc acc;
-      for (const auto& [b, a] : buckets) acc.agg.Merge(a.agg);
+      for (const auto& [b, a] : buckets) {
+        if (InRange(b)) acc.agg.Merge(a.agg);
+      }
       if (acc.agg.count == 0 || key.empty() || key[0].empty()) continue;
       by_dc[key[0]] = {{"avg", *acc.agg.Average()}, {"count", acc.agg.count}};
     }
@@ -192,8 +256,7 @@ Result<nlohmann::json> AggregateMerger::Finish() {
 
   std::vector<Ordered> groups;
   for (auto& [key, buckets] : data_) {
-    Acc acc;
-    for (const auto& [b, a] : buckets) acc.Merge(a);
+    Acc acc = InRangeOf(buckets);
     if (acc.agg.count == 0) continue;
     nlohmann::json k = nlohmann::json::object();
     for (size_t i = 0; i < spec_.group_by.size() && i < key.size(); ++i) k[spec_.group_by[i]] = key[i];

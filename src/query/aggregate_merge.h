@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,12 @@ class AggregateMerger {
   // (the worker's seed-001 /compute answer).
   nlohmann::json Overall();
   std::map<std::vector<std::string>, nlohmann::json> PerGroup();
+  // Points merged so far inside the asked range (rolling windows also read before it).
+  uint64_t PointsInRange() const;
+  // Why an answer without points is empty, from what the shards said of the
+  // metric (MetricPresence): e.g. "no series for metric cpu_usge (did you mean
+  // cpu_usage?)". Empty when the answer has points.
+  std::vector<std::string> Warnings() const;
 
   struct Acc {
     PartialAggregate agg;
@@ -39,10 +46,21 @@ class AggregateMerger {
 
  private:
   nlohmann::json Render(Acc& acc) const;
+  bool InRange(int64_t bucket) const;
+  Acc InRangeOf(const std::map<int64_t, Acc>& buckets) const;
 
   const AggregateSpec& spec_;
   // group key -> bucket start -> accumulated partials
   std::map<std::vector<std::string>, std::map<int64_t, Acc>> data_;
+  // What shards without points said of the metric, summed.
+  struct Presence {
+    uint64_t series = 0;
+    uint64_t matching_series = 0;
+    int64_t first_us = 0;  // 0: none known
+    int64_t last_us = 0;
+    std::set<std::string> similar_metrics;
+  };
+  Presence presence_;
 };
 
 // quantile_cont over sorted values (q in [0, 1]).

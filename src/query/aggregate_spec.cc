@@ -100,6 +100,9 @@ Result<AggregateSpec> ParseAggregateParams(const std::map<std::string, std::stri
   if (!to) to = from ? *from + kDay : now_us;
   if (!from) from = *to - kDay;
   if (*from >= *to) error("from", "must be before to");
+  spec.from_us = *from;
+  spec.to_us = *to;
+  spec.default_range = !get("from") && !get("to");
   q.set_from_us(*from);
   q.set_to_us(*to);
 
@@ -135,9 +138,16 @@ Result<AggregateSpec> ParseAggregateParams(const std::map<std::string, std::stri
       error("step", "window must be a whole multiple of step");
     }
   }
+  const bool rolling_ok = spec.rolling && spec.window_us > 0 && spec.step_us > 0 && spec.window_us % spec.step_us == 0;
+  if (rolling_ok) {
+    // A window ending at t covers [t - window, t) in full, also before `from`:
+    // the shards read from `from - window`, in step buckets anchored at `from`.
+    q.set_from_us(*from - spec.window_us);
+    q.set_bucket_anchor_us(*from);
+  }
   if (spec.window_us > 0 && *from < *to) {
     const int64_t unit = spec.rolling ? spec.step_us : spec.window_us;
-    if ((*to - *from) / unit > static_cast<int64_t>(kMaxBuckets)) {
+    if ((*to - q.from_us()) / unit > static_cast<int64_t>(kMaxBuckets)) {
       error(spec.rolling ? "step" : "window",
             "more than " + std::to_string(kMaxBuckets) + " buckets in the range; use a larger one");
     }

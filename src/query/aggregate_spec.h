@@ -25,6 +25,11 @@ std::optional<ReadConsistency> ParseConsistency(const std::string& text);
 
 struct AggregateSpec {
   raftmetrics::v1::AggregateQuery query;  // filters, range, bucket size, group_by
+  // The range asked for. Rolling windows make the shards read from
+  // from_us - window_us (query.from_us()); the answer's aggregations cover only this.
+  int64_t from_us = 0;
+  int64_t to_us = 0;
+  bool default_range = false;             // neither from nor to was given (last 24 h)
   std::vector<std::string> aggs;          // e.g. {"avg", "p95"}, in request order
   std::vector<std::string> group_by;      // as requested (empty: overall + by_datacenter)
   int64_t window_us = 0;                  // 0: no time buckets

@@ -7,6 +7,15 @@
 
 namespace rm::raft {
 
+// The header's version: this raft build does not export raft_version_number(),
+// and scripts/fetch-raft.sh builds the library and headers from one source.
+std::string LibraryVersion() {
+  return std::to_string(RAFT_VERSION_MAJOR) + "." + std::to_string(RAFT_VERSION_MINOR) + "." +
+         std::to_string(RAFT_VERSION_RELEASE);
+}
+
+std::string LibuvVersion() { return uv_version_string(); }
+
 RaftLoop::RaftLoop() : loop_(new uv_loop_t), wakeup_(new uv_async_t) {
   RM_CHECK(uv_loop_init(loop_) == 0, "uv_loop_init failed");
   RM_CHECK(uv_async_init(loop_, wakeup_, &RaftLoop::OnAsync) == 0, "uv_async_init failed");

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,6 +17,10 @@ struct uv_loop_s;
 struct uv_async_s;
 
 namespace rm::raft {
+
+// The raft library's version, "0.22.1", and the linked libuv's.
+std::string LibraryVersion();
+std::string LibuvVersion();
 
 class RaftLoop {
  public:

@@ -225,20 +225,25 @@ Result<ShardStore::SeriesSelection> ShardStore::SelectSeries(const pb::Aggregate
   return sel;
 }
 
-Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQuery& query) {
+Result<pb::AggregateShardResult> ShardStore::AggregatePoints(const pb::AggregateQuery& query) {
   if (Status flushed = Flush(); !flushed.ok()) return flushed;  // reads see every acknowledged write
   const int64_t b = query.bucket_us();
-  // Buckets are aligned to multiples of `b` since the epoch; `origin` is the
-  // aligned start at or before `from`, so (ts - origin) is never negative in
-  // range and its integer division is the bucket number.
+  // Buckets start at bucket_anchor_us + k * b (the epoch by default); `origin`
+  // is the bucket start at or before `from`, so (ts - origin) is never negative
+  // in range and its integer division is the bucket number.
   int64_t origin = 0;
-  if (b > 0) origin = query.from_us() - (((query.from_us() % b) + b) % b);
+  if (b > 0) {
+    const int64_t offset = query.from_us() - query.bucket_anchor_us();
+    origin = query.from_us() - (((offset % b) + b) % b);
+  }
   auto bucket_start = [&](int64_t n) { return b > 0 ? origin + n * b : 0; };
   const bool min_max = !query.skip_min_max();
+  // Hourly rollups and totals answer buckets made of whole clock hours only.
+  const bool whole_hours = b == 0 || (b % kHourUs == 0 && origin % kHourUs == 0);
 
   // Count, sum, min and max of whole hours (or buckets of them): from the
   // totals in memory when they answer exactly (hourly_totals.h).
-  if (!query.want_sketch() && !query.want_values() && (b == 0 || b % kHourUs == 0)) {
+  if (!query.want_sketch() && !query.want_values() && whole_hours) {
     std::shared_lock<std::shared_mutex> swap(swap_mu_);  // no snapshot install mid-read
     if (db_) {
       auto totals = hourly_totals_.ReadLock();  // before the series: see hourly_totals_
@@ -298,7 +303,7 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
   // (no buckets, or buckets of whole hours); the partial hours at the ends, or
   // the whole range otherwise, from the points — except edge hours whose
   // points all lie in the range (QueryPartials).
-  const bool rollup_path = RollupPays() && (b == 0 || b % kHourUs == 0);
+  const bool rollup_path = RollupPays() && whole_hours;
   const RangeSplit plain = rollup_path ? SplitRange(query.from_us(), query.to_us())
                                       : RangeSplit{std::nullopt, {{query.from_us(), query.to_us()}}};
   // One statement (one plan) for the rollup's whole hours and the edges.
@@ -307,8 +312,8 @@ Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQ
                    std::vector<db::Param>& partial_params) {
     std::vector<std::string> parts;
     if (split.hours) {
-      // origin is a multiple of b, so of an hour: the bucket of an hour is a
-      // division of whole hours, never negative in range.
+      // origin and b are whole hours: the bucket of an hour is a division of
+      // whole hours, never negative in range.
       const std::string hour_bucket = b > 0 ? "((hour - (" + std::to_string(origin / kHourUs) + "))::BIGINT // " +
                                                   std::to_string(b / kHourUs) + ")"
                                             : "0::BIGINT";

@@ -141,6 +141,8 @@ class ShardStore {
 
   // Partial aggregates per group and time bucket for /aggregate (see
   // AggregateQuery in proto/raftmetrics.proto). Implemented in shard_aggregate.cc.
+  // A shard without any point for the query also says what it knows of the
+  // metric (`presence`, shard_describe.cc), so an empty answer can explain itself.
   Result<raftmetrics::v1::AggregateShardResult> AggregateQuery(const raftmetrics::v1::AggregateQuery& query);
 
   // A consistent copy of the shard (its DuckDB file and WAL, see
@@ -294,6 +296,10 @@ class ShardStore {
     bool all = false;                  // every series of the shard is selected
   };
   Result<SeriesSelection> SelectSeries(const raftmetrics::v1::AggregateQuery& query) const;
+  // AggregateQuery's points (shard_aggregate.cc) and the description of an
+  // empty answer (shard_describe.cc).
+  Result<raftmetrics::v1::AggregateShardResult> AggregatePoints(const raftmetrics::v1::AggregateQuery& query);
+  Result<raftmetrics::v1::MetricPresence> DescribeMetric(const raftmetrics::v1::AggregateQuery& query);
   Result<Reader> TakeReader();
   void ReturnReader(std::unique_ptr<db::Connection> conn);
 

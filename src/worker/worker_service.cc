@@ -610,7 +610,22 @@ nlohmann::json WorkerService::HealthJson() {
           {"raft_status", RaftStatusJson(map ? &*map : nullptr)}};
 }
 
-HttpResponse WorkerService::HandleHealth(HttpRequest&) { return JsonResponse(HealthJson()); }
+HttpResponse WorkerService::HandleHealth(HttpRequest&) {
+  // A worker serves once its Raft host runs and a control node told it the
+  // cluster map (which shards are its own); until then 503, saying which.
+  // Control nodes check workers through /internal/map, not this.
+  nlohmann::json body = HealthJson();
+  std::string reason;
+  if (!Replicas()) {
+    reason = "starting its Raft host";
+  } else if (!CurrentMap()) {
+    reason = "waiting for the cluster map from a control node";
+  }
+  if (reason.empty()) return JsonResponse(body);
+  body["status"] = "starting";
+  body["reason"] = reason;
+  return HttpResponse::Json(503, body.dump());
+}
 
 HttpResponse WorkerService::HandleStatus(HttpRequest&) {
   auto map = CurrentMap();

@@ -233,12 +233,15 @@ class AggregateTest(unittest.TestCase):
         if window and not group_fields:
             expected = []
             if p.get("rolling") == "true":
-                step = {"30m": HOUR // 2, "1h": HOUR}[p["step"]]
-                t = p["from"] - (p["from"] % step) + step
-                while t <= p["to"] - (p["to"] % step):
-                    vals = [x["value"] for x in pts if t - window <= x["ts"] < t]
+                # A window ends at every t = from + k * step in [from, to] and covers
+                # [t - window, t) in full, also before `from` (issue 19, item 3).
+                step = {"5m": HOUR // 12, "30m": HOUR // 2, "1h": HOUR}[p["step"]]
+                wide = self.oracle.select(dict(p, **{"from": p["from"] - window}), shards)
+                t = p["from"]
+                while t <= p["to"]:
+                    vals = [x["value"] for x in wide if t - window <= x["ts"] < t]
                     if vals:
-                        expected.append((iso(max(t - window, p["from"])), iso(t), vals))
+                        expected.append((iso(t - window), iso(t), vals))
                     t += step
             else:
                 buckets = {}
@@ -279,6 +282,56 @@ class AggregateTest(unittest.TestCase):
             if exact:
                 p["exact"] = "true"
             self.check(p)
+
+    def test_rolling_windows_read_before_from_and_keep_the_range_exact(self):
+        # The issue's dashboard: a rolling 1 h average every 5 min. The window
+        # labelled from + 5m averages a whole hour, reaching before `from`; the
+        # overall aggregations still cover exactly [from, to], also when `from`
+        # is not a multiple of the step.
+        for f in (BASE + 6 * HOUR, BASE + 6 * HOUR + 7 * 60 * 1000000 + 123):
+            p = {"metric": "cpu", "from": f, "to": f + 3 * HOUR, "agg": ["avg", "count", "min", "max"],
+                 "window": "1h", "rolling": "true", "step": "5m"}
+            body = self.check(p)
+            first = body["series"][0]
+            self.assertEqual(first["start"], iso(f - HOUR), first)
+            self.assertEqual(first["end"], iso(f), first)
+            inside = self.oracle.select(p)
+            self.assertEqual(body["aggregations"]["count"], len(inside))
+        # A window is never cut at `from`: with data only before `from`, the
+        # windows that reach back still answer.
+        p = {"metric": "cpu", "from": BASE + 30 * HOUR, "to": BASE + 31 * HOUR, "agg": ["count"],
+             "window": "6h", "rolling": "true", "step": "1h"}
+        body = self.check(p)
+        self.assertEqual(body["aggregations"]["count"], len(self.oracle.select(p)))
+        self.assertTrue(body["series"], body)
+
+    def test_empty_answers_say_why(self):
+        def warnings(params):
+            r = R.get(self.c.port, "/aggregate", params, timeout=20)
+            self.assertEqual(r.status, 200, r)
+            body = r.json()
+            self.assertEqual(body["aggregations"]["count"], 0, body)
+            self.assertEqual(len(body["warnings"]), 1, body)
+            return body["warnings"][0]
+
+        w = warnings({"metric": "cpuu", "from": iso(BASE), "to": iso(BASE + 30 * HOUR), "agg": "count"})
+        self.assertIn("no series for metric cpuu", w)
+        self.assertIn("did you mean cpu?", w)
+        self.assertEqual(warnings({"metric": "nothing_like_it", "agg": "count"}),
+                         "no series for metric nothing_like_it")
+        cpu = [x["ts"] for x in self.oracle.points if x["metric"] == "cpu"]
+        has = "the metric has points from %s to %s" % (iso(min(cpu)), iso(max(cpu)))
+        w = warnings({"metric": "cpu", "agg": "count"})  # the default range: the last 24 h
+        self.assertTrue(w.startswith("no points in the default range (last 24 h, "), w)
+        self.assertTrue(w.endswith(has), w)
+        w = warnings({"metric": "cpu", "from": "2023-01-01T00:00:00Z", "to": "2023-01-02T00:00:00Z", "agg": "avg,count"})
+        self.assertEqual(w, "no points between 2023-01-01T00:00:00Z and 2023-01-02T00:00:00Z; " + has)
+        w = warnings({"metric": "cpu", "datacenters": "nowhere", "from": iso(BASE), "to": iso(BASE + 30 * HOUR),
+                      "agg": "count"})
+        self.assertTrue(w.startswith("no series of metric cpu match the filters"), w)
+        # An answer with points has no warnings.
+        r = R.get(self.c.port, "/aggregate", {"metric": "cpu", "from": iso(BASE), "to": iso(BASE + 30 * HOUR)})
+        self.assertEqual(r.json()["warnings"], [], r)
 
     def test_sql_injection_is_just_a_value(self):
         body = self.query({"metric": "cpu", "from": BASE, "to": BASE + 30 * HOUR, "agg": ["count"],
