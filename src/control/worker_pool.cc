@@ -252,8 +252,12 @@ void WorkerPool::HealthLoop() {
     // is followed at once by another, so every worker learns the new map quickly.
     for (int i = 0; i < 3 && CheckAll(); ++i) {
     }
+    // Until shards are placed, workers that are still starting are looked for
+    // every 100 ms: a new cluster serves as soon as its workers listen.
+    const int interval_ms = Snapshot().assigned() ? config_.health_interval_ms
+                                                  : std::min(config_.health_interval_ms, 100);
     std::unique_lock<std::mutex> lock(stop_mu_);
-    if (stop_cv_.wait_for(lock, std::chrono::milliseconds(config_.health_interval_ms),
+    if (stop_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms),
                           [this] { return stopping_ || push_now_; }) &&
         stopping_) {
       return;

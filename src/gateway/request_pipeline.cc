@@ -163,7 +163,10 @@ HttpResponse RequestPipeline::Handle(HttpRequest& req) {
     queries_total_.Add({endpoint, resp.status < 400 ? "ok" : resp.status < 500 ? "rejected" : "failed"});
     query_seconds_.Observe({endpoint}, seconds);
   }
-  auto level = resp.status >= 500 ? spdlog::level::warn : spdlog::level::debug;
+  // A 503 from /health is its answer ("not ready yet"), polled by scripts and
+  // probes, not a failure to warn about.
+  const bool health_answer = req.path == "/health" && resp.status == 503;
+  auto level = resp.status >= 500 && !health_answer ? spdlog::level::warn : spdlog::level::debug;
   if (spdlog::should_log(level)) {
     spdlog::log(level, "{} {} {} {:.1f}ms by {} from {}", req.method, req.path, resp.status, seconds * 1e3,
                 principal.empty() ? "unauthenticated" : principal, req.remote);

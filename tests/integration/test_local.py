@@ -45,6 +45,9 @@ class LocalTest(unittest.TestCase):
             token = self.token()
             if token is None:
                 return False
+            with open(self.log, "rb") as f:  # the banner comes once writes are taken
+                if b"Press Ctrl-C to stop." not in f.read():
+                    return False
             R.DEFAULT_HEADERS.update(R.bearer(token))
             r = R.get(self.port, "/health", timeout=2.0)
             h = r.json()
