@@ -574,8 +574,7 @@ HttpResponse ControlService::HandleHealth(HttpRequest&) {
     status = "starting";
     size_t known = 0;
     for (const auto& w : map.workers()) known += w.id.empty() ? 0 : 1;
-    reason = "shards are not placed yet: " + std::to_string(known) + " worker(s) known, waiting for " +
-             std::to_string(std::max<size_t>(1, std::max<size_t>(config_.min_workers, config_.worker_hosts.size())));
+    reason = "shards are not placed yet (" + std::to_string(known) + " worker(s) known)";
   } else {
     auto writable = workers_.WritableShards(map);
     for (uint32_t s : writable.leaderless) leaderless.push_back(s);

@@ -63,8 +63,10 @@ Result<uint64_t> WorkerPool::Join(const std::string& id, const std::string& addr
                                           "id and an empty DB_PATH"}}}}});
   }
   auto after = UpdateMap([&](ClusterMap& m) {
+    const bool known = m.FindWorker(id) != nullptr;
     if (!m.UpsertWorker(id, address)) return false;
     spdlog::info("worker {} at {} registered", id, address);
+    if (!known) last_new_worker_us_.store(NowMicros());
     MaybeAssign(m);
     return true;
   });
@@ -237,7 +239,16 @@ void WorkerPool::MaybeAssign(ClusterMap& map) const {
   bool hosts_known = true;
   for (const auto& w : map.workers()) hosts_known = hosts_known && !w.id.empty();
   if (known < needed || !hosts_known) {
-    spdlog::info("waiting for workers before placing shards: {} of {} known", known, needed);
+    if (known != waiting_logged_.exchange(known)) {
+      spdlog::info("waiting for workers before placing shards: {} of {} known", known, needed);
+    }
+    return;
+  }
+  // Workers that find the control node themselves (CONTROL_HOST), with no
+  // count to wait for, usually start together: shards are placed once none has
+  // registered for kPlacementSettle, not on the first one alone.
+  if (config_.worker_hosts.empty() && config_.min_workers == 0 &&
+      NowMicros() - last_new_worker_us_.load() < kPlacementSettleUs) {
     return;
   }
   map.AssignRoundRobin();
@@ -347,10 +358,14 @@ bool WorkerPool::CheckAll() {
       bool changed = seed;
       for (const auto& host : config_.worker_hosts) changed |= m.UpsertWorker("", host);
       for (const auto& [id, address, raft_address] : learned) {
+        if (!m.FindWorker(id)) last_new_worker_us_.store(NowMicros());
         changed |= m.UpsertWorker(id, address);
         if (!raft_address.empty()) changed |= m.SetRaftAddress(id, raft_address);
       }
-      if (changed) MaybeAssign(m);
+      if (!m.assigned()) {
+        MaybeAssign(m);
+        changed |= m.assigned();
+      }
       return changed;
     });
     if (!after.ok()) spdlog::debug("cluster map not updated here: {}", after.status().ToString());

@@ -9,7 +9,9 @@
 #include "src/cluster/node_config.h"
 #include "src/net/http_client.h"
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -110,6 +112,11 @@ class WorkerPool {
   std::map<std::string, int> leaving_;
   std::vector<std::string> pushed_to_;             // addresses of the last push
   std::map<uint32_t, std::string> leaders_;       // shard -> worker id; guarded by mu_
+  // Placement by self-registration: when the last new worker appeared, and the
+  // worker count last logged while waiting.
+  static constexpr int64_t kPlacementSettleUs = 2000000;
+  std::atomic<int64_t> last_new_worker_us_{0};
+  mutable std::atomic<size_t> waiting_logged_{SIZE_MAX};
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -39,6 +39,23 @@ class RegistrationTest(unittest.TestCase):
         per_worker = sum(c.compute(w, {"metric": metric})["count"] for w in c.workers)
         self.assertEqual(per_worker, before + n)
 
+    def test_workers_that_start_together_share_the_shards_without_min_workers(self):
+        # Seed 001's dynamic discovery, the docker-compose way: no WORKER_HOSTS,
+        # no MIN_WORKERS; the workers come up a moment apart. Shards are placed
+        # once no new worker registered for 2 s, over both (issue 19, item 2).
+        c = R.Cluster(workers=2, shards=SHARDS, mode="register", name="register-settle")
+        try:
+            i = c.control.args.index("--min-workers")
+            del c.control.args[i:i + 2]
+            c.control.start()
+            c.workers["worker-1"].start()
+            time.sleep(0.7)
+            c.workers["worker-2"].start()
+            assert_placement(self, c.wait_ready(), 2)
+            self.insert_and_check(c, metric="settle")
+        finally:
+            c.stop()
+
     def test_workers_register_with_control_host(self):
         c = R.Cluster(workers=2, shards=SHARDS, mode="register", name="register")
         try:
