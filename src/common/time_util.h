@@ -14,18 +14,19 @@
 //   epoch     = 1*DIGIT ["." 1*DIGIT]
 // It counts seconds, milliseconds, microseconds or nanoseconds since
 // 1970-01-01T00:00:00Z. The unit is the caller's (a request's `precision`, see
-// ParseEpochUnit) or else follows from the magnitude of the integer part N:
+// ParseEpochUnit; ISO 8601 ignores it) or else follows from the magnitude of the
+// integer part N (leading zeros do not count):
 //   N < 1e11          seconds       1970-01-01T00:00:00Z .. 5138-11-16T09:46:39Z
 //   1e11 <= N < 1e14  milliseconds  1973-03-03T09:46:40Z .. 5138-11-16T09:46:39.999Z
 //   1e14 <= N < 1e17  microseconds  1973-03-03T09:46:40Z .. 5138-11-16T09:46:39.999999Z
 //   N >= 1e17         nanoseconds   1973-03-03T09:46:40Z .. 9999-12-31T23:59:59.999999999Z
-// So every unit is read right without a precision from 1973-03-03T09:46:40Z to
+// So without a precision every unit reads right from 1973-03-03T09:46:40Z to
 // year 5138; earlier instants in ms, us or ns need the precision (or ISO 8601).
-// A string of digits is always an epoch time ("20240120" is seconds, not ISO
-// 8601's basic format, which is not accepted). Leading zeros do not count towards N. A fraction is allowed in every unit;
-// digits beyond a microsecond are truncated, as in ISO 8601. The instant must not
-// be after 9999-12-31T23:59:59.999999Z, the end of ISO 8601's range; negative
-// epoch times are refused (pre-1970 instants are written in ISO 8601).
+// A string of digits is always an epoch time: "20240120" is seconds, not ISO
+// 8601's basic format (which is not accepted). A fraction is allowed in every
+// unit; digits beyond a microsecond are truncated, as in ISO 8601. The instant
+// must not be after 9999-12-31T23:59:59.999999Z, the end of ISO 8601's range.
+// Negative epoch times are refused: instants before 1970 are written in ISO 8601.
 #pragma once
 
 #include <cstdint>

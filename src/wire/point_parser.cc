@@ -157,11 +157,11 @@ void ParseTags(simdjson::dom::element el, const PointPath& path, const char* fie
 void ParseJsonTimestamp(simdjson::dom::element v, const PointPath& path, std::optional<EpochUnit> precision,
                         ParsedPoint& p, Errors& errors) {
   std::string_view text;
-  char buf[400];  // the longest shortest-round-trip double in fixed notation is 326 characters
+  char buf[400];  // the longest shortest-round-trip double in fixed notation is 327 characters
   int64_t i;
   uint64_t u;
   double d;
-  std::to_chars_result written{buf, std::errc()};
+  std::to_chars_result written{};  // ptr stays null for a string
   if (!v.get_int64().get(i)) {
     written = std::to_chars(buf, buf + sizeof buf, i);
   } else if (!v.get_uint64().get(u)) {
@@ -172,7 +172,7 @@ void ParseJsonTimestamp(simdjson::dom::element v, const PointPath& path, std::op
     errors.Add(path.Field("timestamp"), std::string(kTimestampForms));
     return;
   }
-  if (written.ptr != buf && written.ec == std::errc()) text = std::string_view(buf, written.ptr - buf);
+  if (written.ptr && written.ec == std::errc()) text = std::string_view(buf, written.ptr - buf);
   auto ts = ParseTimestamp(text, precision);
   if (!ts) {
     errors.Add(path.Field("timestamp"), BadTimestampError(text, precision));
@@ -242,7 +242,25 @@ bool ParseJsonPoint(simdjson::dom::element el, const PointPath& path, const Poin
 // JSON numbers too large for a double (1e400) make simdjson reject the whole
 // document. To still name the offending field, such literals are rewritten to a
 // marker string that ParseJsonPoint reports as "must be a finite number".
+// Integers beyond 64 bits (a 21-digit nanosecond timestamp) are refused by
+// simdjson too, though they are finite doubles: they get a ".0" so that simdjson
+// reads them as the doubles they are, and the field's own check applies.
 constexpr std::string_view kOverflowMarker = "\\u0000overflow";
+
+// An integer literal that fits neither int64 nor uint64.
+bool IsIntegerBeyond64Bits(std::string_view token) {
+  if (token.find_first_of(".eE") != std::string_view::npos) return false;
+  const char* end = token.data() + token.size();
+  std::from_chars_result r;
+  if (token.front() == '-') {
+    int64_t v;
+    r = std::from_chars(token.data(), end, v);
+  } else {
+    uint64_t v;
+    r = std::from_chars(token.data(), end, v);
+  }
+  return r.ec == std::errc::result_out_of_range && r.ptr == end;
+}
 
 std::optional<std::string> RewriteOverflowingNumbers(std::string_view body) {
   std::string out;
@@ -273,6 +291,10 @@ std::optional<std::string> RewriteOverflowingNumbers(std::string_view body) {
         out += '"';
         out += kOverflowMarker;
         out += '"';
+        changed = true;
+      } else if (IsIntegerBeyond64Bits(token)) {
+        out += token;
+        out += ".0";
         changed = true;
       } else {
         out += token;

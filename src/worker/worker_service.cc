@@ -495,7 +495,8 @@ HttpResponse WorkerService::HandleCompute(HttpRequest& req) {
         }
         auto ts = ParseTimestamp(text, precision);
         if (!ts) {
-          errors.push_back({{"field", std::string("time_window.") + f}, {"error", BadTimestampError(text, precision)}});
+          errors.push_back(
+              {{"field", std::string("time_window.") + f}, {"error", BadTimestampError(text, precision)}});
         } else if (std::string(f) == "from") {
           filter.from_us = ts;
         } else {

@@ -6,8 +6,9 @@
 // ParseAggregateParams (src/query/aggregate_spec.h) and GET /analytics'
 // ParseAnalyticsParams (src/control/query_params.h); errors are rendered as the
 // reply (ErrorResponse). Every decoded value also goes through the time parsers
-// (src/common/time_util.h: ISO 8601, epoch in every unit, durations) and, as a pattern and as a text, the glob matcher the
-// workers apply to hosts= / datacenters= (src/common/glob.h).
+// (src/common/time_util.h: ISO 8601, epoch times in every unit, durations) and,
+// as a pattern and as a text, the glob matcher the workers apply to hosts= /
+// datacenters= (src/common/glob.h).
 #include "src/common/glob.h"
 #include "src/common/time_util.h"
 #include "src/control/query_params.h"

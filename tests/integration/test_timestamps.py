@@ -1,8 +1,8 @@
 """Timestamps and bodies as clients send them, end to end: epoch timestamps on
 POST /metrics and /insert (a number or a string; seconds, milliseconds,
 microseconds, nanoseconds; the unit from ?precision= or the magnitude) land at
-the right instant for GET /aggregate and /analytics, whose from/to take epoch
-times too; NDJSON posted as application/json (or without a Content-Type) is
+the right instant for GET /aggregate and /analytics, whose from/to (and a
+worker's /compute time_window) take epoch times too; NDJSON posted as application/json (or without a Content-Type) is
 stored; bad epoch times, a bad precision and malformed JSON get errors that say
 what to send instead."""
 import json
@@ -100,6 +100,17 @@ class TimestampTest(unittest.TestCase):
                                             precision="ns"), 1)
         a = self.c.analytics_ok(metric="epoch_q", **{"from": str(JAN20 + 60), "to": str((JAN20 + 120) * 1000)})
         self.assertEqual(a["count"], 2, a)
+        # A worker's /compute takes them in time_window, with ?precision= too.
+        def computed(window, query=""):
+            return sum(R.post(w.port, "/compute" + query, {"metric": "epoch_q", "aggregations": ["count"],
+                                                           "time_window": window}).json()["results"]["count"]
+                       for w in self.c.workers.values())
+        self.assertEqual(computed({"from": JAN20, "to": str((JAN20 + 60) * 1000)}), 2)
+        self.assertEqual(computed({"from": JAN20 * 1000, "to": "2024-01-20T15:32:00Z"}, "?precision=ms"), 3)
+        r = R.post(self.c.workers["worker-1"].port, "/compute",
+                   {"metric": "epoch_q", "time_window": {"from": -1, "to": JAN20}})
+        body = R.assert_error_shape(self, r, 400, VALIDATION)
+        self.assertEqual(R.error_fields(body), ["time_window.from"], body)
         # Bad epoch and precision on reads are VALIDATION_ERRORs naming the parameter.
         r = R.get(self.c.port, "/aggregate", {"metric": "epoch_q", "from": "-5", "to": str(JAN20)})
         body = R.assert_error_shape(self, r, 400, VALIDATION)

@@ -490,8 +490,19 @@ TEST(PointParser, EpochTimestampsAfterYear9999AreRefused) {
   EXPECT_EQ(error.rfind("is after 9999-12-31T23:59:59.999999Z as epoch seconds", 0), 0u) << error;
   EXPECT_NE(error.find(kTimestampForms), std::string::npos) << error;
   EXPECT_NE(TimestampErrorOf("1e300"), "");
-  EXPECT_NE(TimestampErrorOf("123456789012345678901234567890"), "");
+  // Past uint64, which simdjson alone refuses as malformed JSON.
+  const std::string big = TimestampErrorOf("253402300800000000000");
+  EXPECT_EQ(big.rfind("is after 9999-12-31T23:59:59.999999Z as epoch nanoseconds", 0), 0u) << big;
+  EXPECT_EQ(TimestampErrorOf(R"("253402300799999999999")"), "");  // as a string it is exact
   EXPECT_EQ(TimestampErrorOf("1e400"), kTimestampForms);  // not even a finite double
+}
+
+TEST(PointParser, IntegersBeyond64BitsAreNumbersNotMalformedJson) {
+  auto r = Json(R"([{"partition_key":"p","value":123456789012345678901234567890},
+                    {"partition_key":"p","value":-123456789012345678901234567890}])");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_DOUBLE_EQ(Points(r)[0].value, 1.2345678901234568e29);
+  EXPECT_DOUBLE_EQ(Points(r)[1].value, -1.2345678901234568e29);
 }
 
 TEST(PointParser, EpochTimestampErrorsNameThePoint) {
