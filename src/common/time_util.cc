@@ -1,5 +1,6 @@
 #include "src/common/time_util.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -119,6 +120,111 @@ std::optional<int64_t> ParseIso8601(std::string_view text) {
   int64_t days = DaysFromCivil(year, month, day);
   int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_s;
   return secs * 1000000 + frac_us;
+}
+
+namespace {
+
+// 9999-12-31T23:59:59.999999Z, the last instant ISO 8601 (four-digit years) can name.
+constexpr int64_t kMaxMicros = 253402300799999999;
+
+// Splits `text` into the integer and fraction digits of the epoch grammar;
+// false when it is not the grammar.
+bool SplitEpoch(std::string_view text, std::string_view& whole, std::string_view& frac) {
+  const size_t dot = text.find('.');
+  whole = text.substr(0, dot);
+  frac = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+  if (whole.empty() || (dot != std::string_view::npos && frac.empty())) return false;
+  for (std::string_view part : {whole, frac}) {
+    for (char c : part) {
+      if (c < '0' || c > '9') return false;
+    }
+  }
+  return true;
+}
+
+// The unit by magnitude: N < 1e11 has at most 11 significant digits, and so on.
+EpochUnit UnitByMagnitude(std::string_view whole) {
+  const size_t first = whole.find_first_not_of('0');
+  const size_t digits = first == std::string_view::npos ? 0 : whole.size() - first;
+  if (digits <= 11) return EpochUnit::kSeconds;
+  if (digits <= 14) return EpochUnit::kMillis;
+  if (digits <= 17) return EpochUnit::kMicros;
+  return EpochUnit::kNanos;
+}
+
+// Decimal places from `unit` to microseconds (negative: places dropped).
+int MicrosShift(EpochUnit unit) {
+  switch (unit) {
+    case EpochUnit::kSeconds: return 6;
+    case EpochUnit::kMillis: return 3;
+    case EpochUnit::kMicros: return 0;
+    case EpochUnit::kNanos: return -3;
+  }
+  return 0;
+}
+
+const char* UnitName(EpochUnit unit) {
+  switch (unit) {
+    case EpochUnit::kSeconds: return "seconds";
+    case EpochUnit::kMillis: return "milliseconds";
+    case EpochUnit::kMicros: return "microseconds";
+    case EpochUnit::kNanos: return "nanoseconds";
+  }
+  return "seconds";
+}
+
+}  // namespace
+
+std::optional<EpochUnit> ParseEpochUnit(std::string_view name) {
+  if (name == "s") return EpochUnit::kSeconds;
+  if (name == "ms") return EpochUnit::kMillis;
+  // "\xc2\xb5" is U+00B5 MICRO SIGN, "\xce\xbc" U+03BC GREEK SMALL LETTER MU: both get typed.
+  if (name == "us" || name == "u" || name == "\xc2\xb5s" || name == "\xce\xbcs") return EpochUnit::kMicros;
+  if (name == "ns" || name == "n") return EpochUnit::kNanos;
+  return std::nullopt;
+}
+
+std::optional<int64_t> ParseEpoch(std::string_view text, std::optional<EpochUnit> unit) {
+  std::string_view whole, frac;
+  if (!SplitEpoch(text, whole, frac)) return std::nullopt;
+  // Microseconds are the digits shifted by the unit's decimal places: exact for
+  // any length, so nanoseconds past uint64 (year 2554) still read right.
+  const int shift = MicrosShift(unit.value_or(UnitByMagnitude(whole)));
+  const size_t dropped = shift < 0 ? std::min(whole.size(), static_cast<size_t>(-shift)) : 0;
+  int64_t micros = 0;
+  auto push = [&micros](char c) {
+    const int digit = c - '0';
+    if (micros > (kMaxMicros - digit) / 10) return false;
+    micros = micros * 10 + digit;
+    return true;
+  };
+  for (size_t i = 0; i + dropped < whole.size(); ++i) {
+    if (!push(whole[i])) return std::nullopt;
+  }
+  for (int i = 0; i < shift; ++i) {
+    if (!push(static_cast<size_t>(i) < frac.size() ? frac[i] : '0')) return std::nullopt;
+  }
+  return micros;
+}
+
+std::optional<int64_t> ParseTimestamp(std::string_view text, std::optional<EpochUnit> unit) {
+  // An ISO 8601 timestamp has a '-' at [4]; an epoch time never has one.
+  if (text.size() > 4 && text[4] == '-') return ParseIso8601(text);
+  return ParseEpoch(text, unit);
+}
+
+std::string BadTimestampError(std::string_view text, std::optional<EpochUnit> unit) {
+  std::string_view whole, frac;
+  std::string out;
+  if (!text.empty() && text[0] == '-' && SplitEpoch(text.substr(1), whole, frac)) {
+    out = "is a negative epoch time (write instants before 1970 in ISO 8601); ";
+  } else if (SplitEpoch(text, whole, frac)) {
+    out = "is after 9999-12-31T23:59:59.999999Z as epoch ";
+    out += UnitName(unit.value_or(UnitByMagnitude(whole)));
+    out += unit ? " (from ?precision=); " : " (from its magnitude); ";
+  }
+  out += kTimestampForms;
+  return out;
 }
 
 std::string FormatIso8601(int64_t micros) {

@@ -177,7 +177,9 @@ void ControlService::RegisterRoutes(Router& router) {
 }
 
 HttpResponse ControlService::HandleWrite(HttpRequest& req, InsertDialect dialect) {
-  auto parsed = ParseInsertBody(req.body, req.Header("content-type"), dialect);
+  const std::string* precision = req.Param("precision");  // the unit of epoch timestamps
+  auto parsed = ParseInsertBody(req.body, req.Header("content-type"), dialect,
+                                precision ? std::string_view(*precision) : std::string_view());
   if (!parsed.ok()) return ErrorResponse(parsed.status());
   ClusterMap map = workers_.Snapshot();
   if (!map.assigned()) {

@@ -18,12 +18,17 @@ Result<AnalyticsParams> ParseAnalyticsParams(const HttpRequest& req) {
     }
   }
   if (const std::string* k = req.Param("partition_key"); k && !k->empty()) p.partition_key = *k;
+  std::optional<EpochUnit> precision;
+  if (const std::string* u = req.Param("precision"); u && !u->empty()) {
+    precision = ParseEpochUnit(*u);
+    if (!precision) errors.push_back({{"field", "precision"}, {"error", std::string(kPrecisionError)}});
+  }
   for (const char* name : {"from", "to"}) {
     const std::string* v = req.Param(name);
     if (!v || v->empty()) continue;
-    auto ts = ParseIso8601(*v);
+    auto ts = ParseTimestamp(*v, precision);
     if (!ts) {
-      errors.push_back({{"field", name}, {"error", "must be a valid ISO 8601 timestamp"}});
+      errors.push_back({{"field", name}, {"error", BadTimestampError(*v, precision)}});
     } else if (std::string(name) == "from") {
       p.from_us = ts;
     } else {

@@ -13,7 +13,8 @@
 namespace rm {
 
 // GET /analytics: metric, partition_key, from, to (all optional; both ends
-// inclusive), consistency (none | weak | strong).
+// inclusive; ISO 8601 or epoch times, see ParseTimestamp), precision (the unit
+// of epoch from/to, see ParseEpochUnit), consistency (none | weak | strong).
 struct AnalyticsParams {
   std::string metric;
   std::string partition_key;

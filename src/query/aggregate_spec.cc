@@ -71,7 +71,7 @@ Result<AggregateSpec> ParseAggregateParams(const std::map<std::string, std::stri
   };
   static const std::vector<std::string> kKnown = {
       "metric", "from", "to", "window", "rolling", "step", "tags", "hosts", "datacenters", "agg",
-      "group_by", "order_by", "limit", "exact", "partial", "consistency"};
+      "group_by", "order_by", "limit", "exact", "partial", "consistency", "precision"};
   for (const auto& [k, _] : params) {
     if (std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) error(k, "unknown parameter");
   }
@@ -85,13 +85,18 @@ Result<AggregateSpec> ParseAggregateParams(const std::map<std::string, std::stri
     q.set_metric(*m);
   }
 
+  std::optional<EpochUnit> precision;
+  if (const auto* u = get("precision"); u && !u->empty()) {
+    precision = ParseEpochUnit(*u);
+    if (!precision) error("precision", std::string(kPrecisionError));
+  }
   std::optional<int64_t> from, to;
   for (const char* name : {"from", "to"}) {
     const auto* v = get(name);
     if (!v) continue;
-    auto ts = ParseIso8601(*v);
+    auto ts = ParseTimestamp(*v, precision);
     if (!ts) {
-      error(name, "must be a valid ISO 8601 timestamp");
+      error(name, BadTimestampError(*v, precision));
     } else {
       (std::string(name) == "from" ? from : to) = ts;
     }

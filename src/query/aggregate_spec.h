@@ -48,6 +48,8 @@ inline constexpr uint64_t kMaxExactPoints = 1000000;     // exact=true cap
 inline constexpr uint64_t kMaxBuckets = 100000;          // windows per query
 
 // Query parameters as a map (decoded). `now_us` fixes the default range (last 24 h).
+// from/to are ISO 8601 or epoch times (ParseTimestamp); `precision` is the unit
+// of epoch ones (ParseEpochUnit), else each one's magnitude decides.
 Result<AggregateSpec> ParseAggregateParams(const std::map<std::string, std::string>& params, int64_t now_us);
 
 // Percentile of an aggregation name: "p95" -> 0.95, "p99.9" -> 0.999; nullopt otherwise.

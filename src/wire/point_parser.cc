@@ -6,18 +6,26 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <system_error>
+#include <unordered_map>
 
 using namespace std::string_view_literals;
-#include <unordered_map>
 
 namespace rm {
 namespace {
+
+// How points are read, the same for every point of a request.
+struct PointRules {
+  InsertDialect dialect;
+  std::optional<EpochUnit> precision;  // the unit of epoch timestamps; nullopt: by magnitude
+};
 
 // Collects field errors, capped so that a million bad points make a small reply.
 class Errors {
@@ -141,9 +149,42 @@ void ParseTags(simdjson::dom::element el, const PointPath& path, const char* fie
   }
 }
 
+// A point's `timestamp`: an ISO 8601 or epoch string, or an epoch number.
+// A number is read from its decimal text, so that it obeys exactly the rules of
+// the same digits in a string: integers as written, other doubles as the
+// shortest decimal that reads back as the same double (1705764600.123, not
+// 1705764600.1229999).
+void ParseJsonTimestamp(simdjson::dom::element v, const PointPath& path, std::optional<EpochUnit> precision,
+                        ParsedPoint& p, Errors& errors) {
+  std::string_view text;
+  char buf[400];  // the longest shortest-round-trip double in fixed notation is 327 characters
+  int64_t i;
+  uint64_t u;
+  double d;
+  std::to_chars_result written{};  // ptr stays null for a string
+  if (!v.get_int64().get(i)) {
+    written = std::to_chars(buf, buf + sizeof buf, i);
+  } else if (!v.get_uint64().get(u)) {
+    written = std::to_chars(buf, buf + sizeof buf, u);
+  } else if (!v.get_double().get(d)) {
+    written = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+  } else if (v.get_string().get(text)) {
+    errors.Add(path.Field("timestamp"), std::string(kTimestampForms));
+    return;
+  }
+  if (written.ptr && written.ec == std::errc()) text = std::string_view(buf, written.ptr - buf);
+  auto ts = ParseTimestamp(text, precision);
+  if (!ts) {
+    errors.Add(path.Field("timestamp"), BadTimestampError(text, precision));
+  } else {
+    // 0 means "unset" internally; the epoch itself is kept 1 us later.
+    p.timestamp_us = *ts == 0 ? 1 : *ts;
+  }
+}
+
 // Parses one point object into `p` (cleared first; its buffers are reused).
 // Returns false when the point has errors.
-bool ParseJsonPoint(simdjson::dom::element el, const PointPath& path, InsertDialect dialect,
+bool ParseJsonPoint(simdjson::dom::element el, const PointPath& path, const PointRules& rules,
                     ParsedPoint& p, Errors& errors) {
   const size_t errors_before = errors.total();
   simdjson::dom::object obj;
@@ -188,32 +229,38 @@ bool ParseJsonPoint(simdjson::dom::element el, const PointPath& path, InsertDial
         errors.Add(path.Field("value"), "must be a number");
       }
     } else if (key == "timestamp") {
-      std::string_view sv;
-      if (v.is_null()) continue;
-      if (v.get_string().get(sv)) {
-        errors.Add(path.Field("timestamp"), "must be a valid ISO 8601 timestamp");
-        continue;
-      }
-      auto ts = ParseIso8601(sv);
-      if (!ts) {
-        errors.Add(path.Field("timestamp"), "must be a valid ISO 8601 timestamp");
-      } else {
-        // 0 means "unset" internally; the epoch itself is kept 1 us later.
-        p.timestamp_us = *ts == 0 ? 1 : *ts;
-      }
+      if (!v.is_null()) ParseJsonTimestamp(v, path, rules.precision, p, errors);
     } else if (key == "tags" || key == "metadata") {
       if (!v.is_null()) ParseTags(v, path, key == "tags" ? "tags" : "metadata", p, errors);
     }
   }
   if (!has_value) errors.Add(path.Field("value"), "is required");
-  Finish(p, has_pk, has_metric, dialect, path, errors);
+  Finish(p, has_pk, has_metric, rules.dialect, path, errors);
   return errors.total() == errors_before;
 }
 
 // JSON numbers too large for a double (1e400) make simdjson reject the whole
 // document. To still name the offending field, such literals are rewritten to a
 // marker string that ParseJsonPoint reports as "must be a finite number".
+// Integers beyond 64 bits (a 21-digit nanosecond timestamp) are refused by
+// simdjson too, though they are finite doubles: they get a ".0" so that simdjson
+// reads them as the doubles they are, and the field's own check applies.
 constexpr std::string_view kOverflowMarker = "\\u0000overflow";
+
+// An integer literal that fits neither int64 nor uint64.
+bool IsIntegerBeyond64Bits(std::string_view token) {
+  if (token.find_first_of(".eE") != std::string_view::npos) return false;
+  const char* end = token.data() + token.size();
+  std::from_chars_result r;
+  if (token.front() == '-') {
+    int64_t v;
+    r = std::from_chars(token.data(), end, v);
+  } else {
+    uint64_t v;
+    r = std::from_chars(token.data(), end, v);
+  }
+  return r.ec == std::errc::result_out_of_range && r.ptr == end;
+}
 
 std::optional<std::string> RewriteOverflowingNumbers(std::string_view body) {
   std::string out;
@@ -244,6 +291,10 @@ std::optional<std::string> RewriteOverflowingNumbers(std::string_view body) {
         out += '"';
         out += kOverflowMarker;
         out += '"';
+        changed = true;
+      } else if (IsIntegerBeyond64Bits(token)) {
+        out += token;
+        out += ".0";
         changed = true;
       } else {
         out += token;
@@ -318,53 +369,63 @@ class JsonScratchPool {
   std::vector<std::unique_ptr<JsonScratch>> idle_;
 };
 
-Result<ParsedInsert> ParseJson(std::string_view body, InsertDialect dialect, bool ndjson) {
-  ParsedInsert result;
-  Errors errors;
-  SeriesAccumulator acc;
-  ParsedPoint scratch;
-  size_t count = 0;
-  auto add = [&](simdjson::dom::element el, PointPath path) {
-    if (ParseJsonPoint(el, path, dialect, scratch, errors) && errors.empty()) acc.Add(scratch);
-    ++count;
-  };
-  static JsonScratchPool pool;
-  struct Lease {  // returned to the pool when the parsed elements are no longer used
-    std::unique_ptr<JsonScratch> scratch = pool.Take();
-    ~Lease() { pool.Return(std::move(scratch)); }
-  } lease;
-  JsonScratch& json = *lease.scratch;
-  if (ndjson) {
-    result.is_batch = true;
-    size_t line_no = 0, pos = 0;
-    while (pos < body.size()) {
-      size_t nl = body.find('\n', pos);
-      if (nl == std::string_view::npos) nl = body.size();
-      std::string_view line = body.substr(pos, nl - pos);
-      pos = nl + 1;
-      ++line_no;
-      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-      simdjson::dom::element el;
-      auto err = json.Parse(line, el);
-      std::optional<std::string> rewritten;
-      if (err == simdjson::NUMBER_ERROR && (rewritten = RewriteOverflowingNumbers(line))) {
-        err = json.Parse(*rewritten, el);
-      }
-      if (err) {
-        return Status(Code::kInvalidRequest, "Malformed JSON",
-                      {{"line", line_no}, {"reason", "invalid JSON on this NDJSON line"}});
-      }
-      add(el, PointPath{"points", count});
-    }
-  } else {
+// Parses `text` into `out`, again with overflowing numbers rewritten when
+// simdjson refused one (RewriteOverflowingNumbers).
+simdjson::error_code ParseJsonText(JsonScratch& json, std::string_view text, simdjson::dom::element& out) {
+  auto err = json.Parse(text, out);
+  if (err == simdjson::NUMBER_ERROR) {
+    if (auto rewritten = RewriteOverflowingNumbers(text)) err = json.Parse(*rewritten, out);
+  }
+  return err;
+}
+
+// Steps to the next line of `body` that is not blank: `line` and its 1-based
+// number `line_no`; `pos` moves past it. False at the end of the body.
+bool NextLine(std::string_view body, size_t& pos, size_t& line_no, std::string_view& line) {
+  while (pos < body.size()) {
+    size_t nl = body.find('\n', pos);
+    if (nl == std::string_view::npos) nl = body.size();
+    line = body.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+// A body that is not one JSON document but NDJSON sent without its
+// Content-Type: the first line that is not blank is a whole JSON object, and
+// another such line follows. Called only after the document failed to parse, so
+// valid JSON never pays for it.
+bool LooksLikeNdjson(std::string_view body, JsonScratch& json) {
+  size_t pos = 0, line_no = 0;
+  std::string_view line;
+  if (!NextLine(body, pos, line_no, line)) return false;
+  simdjson::dom::element first;
+  if (ParseJsonText(json, line, first) || !first.is_object()) return false;
+  return NextLine(body, pos, line_no, line);
+}
+
+// Part of every "Malformed JSON" error of a body read as JSON, whose Content-Type
+// may have been meant as NDJSON.
+constexpr std::string_view kNdjsonHint =
+    "one JSON object per line (NDJSON) needs Content-Type: application/x-ndjson "
+    "(with curl use --data-binary: -d drops the newlines)";
+
+// Reads the points of a JSON or NDJSON body into series. Malformed JSON ends a
+// read with an error; field errors are collected and reported by Finish.
+class JsonBodyReader {
+ public:
+  JsonBodyReader(JsonScratch& json, const PointRules& rules) : json_(json), rules_(rules) {}
+
+  // One document: a point, [point, ...] or {"points": [point, ...]}. Falls back
+  // to ReadLines when the document is malformed but LooksLikeNdjson.
+  Status ReadDocument(std::string_view body) {
     simdjson::dom::element root;
-    auto err = json.Parse(body, root);
-    std::optional<std::string> rewritten;
-    if (err == simdjson::NUMBER_ERROR && (rewritten = RewriteOverflowingNumbers(body))) {
-      err = json.Parse(*rewritten, root);
-    }
-    if (err) {
-      return Status(Code::kInvalidRequest, "Malformed JSON", {{"reason", simdjson::error_message(err)}});
+    if (auto err = ParseJsonText(json_, body, root)) {
+      if (LooksLikeNdjson(body, json_)) return ReadLines(body, /*detected=*/true);
+      return Status(Code::kInvalidRequest, "Malformed JSON",
+                    {{"reason", simdjson::error_message(err)}, {"hint", kNdjsonHint}});
     }
     simdjson::dom::array arr;
     bool is_array = !root.get_array().get(arr);
@@ -372,26 +433,81 @@ Result<ParsedInsert> ParseJson(std::string_view body, InsertDialect dialect, boo
       simdjson::dom::element points;
       if (!root["points"].get(points)) {
         if (points.get_array().get(arr)) {
-          errors.Add("points", "must be an array");
-          return errors.ToStatus();
+          errors_.Add("points", "must be an array");
+          return Status::Ok();
         }
         is_array = true;
       }
     }
     if (is_array) {
-      result.is_batch = true;
-      for (auto el : arr) add(el, PointPath{"points", count});
+      is_batch_ = true;
+      for (auto el : arr) Add(el, PointPath{"points", count_});
     } else {
-      add(root, PointPath{});
+      Add(root, PointPath{});
     }
+    return Status::Ok();
   }
-  if (count == 0 && errors.empty()) errors.Add("points", "must contain at least one point");
-  if (!errors.empty()) return errors.ToStatus();
-  result.series = acc.Take();
-  return result;
+
+  // One point per line, blank lines skipped. `detected`: the Content-Type said
+  // JSON, so a malformed line's error says how to send NDJSON.
+  Status ReadLines(std::string_view body, bool detected) {
+    is_batch_ = true;
+    size_t pos = 0, line_no = 0;
+    std::string_view line;
+    while (NextLine(body, pos, line_no, line)) {
+      simdjson::dom::element el;
+      if (ParseJsonText(json_, line, el)) {
+        nlohmann::json details = {{"line", line_no}, {"reason", "invalid JSON on this NDJSON line"}};
+        if (detected) {
+          details["reason"] = "invalid JSON on this line (the body was read as NDJSON: it is not one JSON "
+                              "document, and its first line is a JSON object)";
+          details["hint"] = kNdjsonHint;
+        }
+        return Status(Code::kInvalidRequest, "Malformed JSON", std::move(details));
+      }
+      Add(el, PointPath{"points", count_});
+    }
+    return Status::Ok();
+  }
+
+  Result<ParsedInsert> Finish() {
+    if (count_ == 0 && errors_.empty()) errors_.Add("points", "must contain at least one point");
+    if (!errors_.empty()) return errors_.ToStatus();
+    ParsedInsert result;
+    result.series = acc_.Take();
+    result.is_batch = is_batch_;
+    return result;
+  }
+
+ private:
+  void Add(simdjson::dom::element el, PointPath path) {
+    if (ParseJsonPoint(el, path, rules_, scratch_, errors_) && errors_.empty()) acc_.Add(scratch_);
+    ++count_;
+  }
+
+  JsonScratch& json_;
+  const PointRules& rules_;
+  Errors errors_;
+  SeriesAccumulator acc_;
+  ParsedPoint scratch_;
+  size_t count_ = 0;
+  bool is_batch_ = false;
+};
+
+Result<ParsedInsert> ParseJson(std::string_view body, const PointRules& rules, bool ndjson) {
+  static JsonScratchPool pool;
+  struct Lease {  // returned to the pool when the parsed elements are no longer used
+    std::unique_ptr<JsonScratch> scratch = pool.Take();
+    ~Lease() { pool.Return(std::move(scratch)); }
+  } lease;
+  JsonBodyReader reader(*lease.scratch, rules);
+  Status read = ndjson ? reader.ReadLines(body, /*detected=*/false) : reader.ReadDocument(body);
+  if (!read.ok()) return read;
+  return reader.Finish();
 }
 
-Result<ParsedInsert> ParseProtobuf(std::string_view body, InsertDialect dialect) {
+Result<ParsedInsert> ParseProtobuf(std::string_view body, const PointRules& rules) {
+  const InsertDialect dialect = rules.dialect;
   raftmetrics::v1::InsertRequest req;
   if (!req.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
     return Status(Code::kInvalidRequest, "Malformed protobuf",
@@ -410,9 +526,9 @@ Result<ParsedInsert> ParseProtobuf(std::string_view body, InsertDialect dialect)
     p.value = pt.value();
     p.timestamp_us = pt.timestamp_us();
     if (!pt.timestamp().empty()) {
-      auto ts = ParseIso8601(pt.timestamp());
+      auto ts = ParseTimestamp(pt.timestamp(), rules.precision);
       if (!ts) {
-        errors.Add(path.Field("timestamp"), "must be a valid ISO 8601 timestamp");
+        errors.Add(path.Field("timestamp"), BadTimestampError(pt.timestamp(), rules.precision));
       } else {
         p.timestamp_us = *ts == 0 ? 1 : *ts;
       }
@@ -481,16 +597,22 @@ std::vector<ParsedPoint> ParsedInsert::Flatten() const {
 }
 
 Result<ParsedInsert> ParseInsertBody(std::string_view body, std::string_view content_type,
-                                     InsertDialect dialect) {
+                                     InsertDialect dialect, std::string_view precision) {
+  PointRules rules{dialect, std::nullopt};
+  if (!precision.empty() && !(rules.precision = ParseEpochUnit(precision))) {
+    Errors errors;
+    errors.Add("precision", std::string(kPrecisionError));
+    return errors.ToStatus();
+  }
   std::string ct(content_type.substr(0, content_type.find(';')));
   while (!ct.empty() && ct.back() == ' ') ct.pop_back();
   for (auto& c : ct) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (ct == "application/x-protobuf" || ct == "application/protobuf") return ParseProtobuf(body, dialect);
-  if (ct == "application/x-ndjson" || ct == "application/ndjson") return ParseJson(body, dialect, true);
+  if (ct == "application/x-protobuf" || ct == "application/protobuf") return ParseProtobuf(body, rules);
+  if (ct == "application/x-ndjson" || ct == "application/ndjson") return ParseJson(body, rules, true);
   // curl -d sends application/x-www-form-urlencoded by default: read it as JSON too.
   if (ct.empty() || ct == "application/json" || ct == "text/plain" ||
       ct == "application/x-www-form-urlencoded") {
-    return ParseJson(body, dialect, false);
+    return ParseJson(body, rules, false);
   }
   return Status(Code::kInvalidRequest, "Unsupported Content-Type",
                 {{"content_type", std::string(content_type)},

@@ -397,7 +397,9 @@ pb::ShardWriteResult WorkerService::ApplyReplicated(const ClusterMap& map, const
 }
 
 HttpResponse WorkerService::HandleInsert(HttpRequest& req) {
-  auto parsed = ParseInsertBody(req.body, req.Header("content-type"), InsertDialect::kInsert);
+  const std::string* precision = req.Param("precision");  // the unit of epoch timestamps
+  auto parsed = ParseInsertBody(req.body, req.Header("content-type"), InsertDialect::kInsert,
+                                precision ? std::string_view(*precision) : std::string_view());
   if (!parsed.ok()) return ErrorResponse(parsed.status());
   auto map = CurrentMap();
   if (!map || !map->assigned()) {
@@ -478,12 +480,23 @@ HttpResponse WorkerService::HandleCompute(HttpRequest& req) {
     if (!tw.is_object()) {
       errors.push_back({{"field", "time_window"}, {"error", "must be an object with from/to"}});
     } else {
+      std::optional<EpochUnit> precision;  // of epoch times, as on the control node's reads
+      if (const std::string* p = req.Param("precision"); p && !p->empty()) {
+        precision = ParseEpochUnit(*p);
+        if (!precision) errors.push_back({{"field", "precision"}, {"error", std::string(kPrecisionError)}});
+      }
       for (const char* f : {"from", "to"}) {
         if (!tw.contains(f) || tw[f].is_null()) continue;
-        std::optional<int64_t> ts;
-        if (tw[f].is_string()) ts = ParseIso8601(tw[f].get<std::string>());
+        std::string text;  // a number as its JSON text: the epoch grammar reads its digits
+        if (tw[f].is_string()) {
+          text = tw[f].get<std::string>();
+        } else if (tw[f].is_number()) {
+          text = tw[f].dump();
+        }
+        auto ts = ParseTimestamp(text, precision);
         if (!ts) {
-          errors.push_back({{"field", std::string("time_window.") + f}, {"error", "must be a valid ISO 8601 timestamp"}});
+          errors.push_back(
+              {{"field", std::string("time_window.") + f}, {"error", BadTimestampError(text, precision)}});
         } else if (std::string(f) == "from") {
           filter.from_us = ts;
         } else {

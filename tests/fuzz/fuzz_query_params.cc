@@ -6,8 +6,9 @@
 // ParseAggregateParams (src/query/aggregate_spec.h) and GET /analytics'
 // ParseAnalyticsParams (src/control/query_params.h); errors are rendered as the
 // reply (ErrorResponse). Every decoded value also goes through the time parsers
-// (src/common/time_util.h) and, as a pattern and as a text, the glob matcher the
-// workers apply to hosts= / datacenters= (src/common/glob.h).
+// (src/common/time_util.h: ISO 8601, epoch times in every unit, durations) and,
+// as a pattern and as a text, the glob matcher the workers apply to hosts= /
+// datacenters= (src/common/glob.h).
 #include "src/common/glob.h"
 #include "src/common/time_util.h"
 #include "src/control/query_params.h"
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 namespace {
@@ -48,6 +50,19 @@ void TimeParsers(const std::string& value) {
       auto back = rm::ParseIso8601(rm::FormatIso8601(*ts));
       Check(back && *back == *ts, "FormatIso8601 does not read back as the same instant");
     }
+  }
+  // Epoch times: inside [1970, 9999] in every unit, and a smaller unit never
+  // reads the same digits as a later instant.
+  std::optional<int64_t> previous;
+  for (auto unit : {rm::EpochUnit::kSeconds, rm::EpochUnit::kMillis, rm::EpochUnit::kMicros,
+                    rm::EpochUnit::kNanos}) {
+    auto ts = rm::ParseEpoch(value, unit);
+    if (ts) Check(*ts >= 0 && *ts <= kMaxFormattable, "epoch time out of range");
+    if (previous) Check(ts && *ts <= *previous, "a smaller epoch unit reads a later instant");
+    previous = ts;
+  }
+  if (!rm::ParseTimestamp(value, std::nullopt)) {
+    Check(!rm::BadTimestampError(value, std::nullopt).empty(), "timestamp error without a message");
   }
   if (auto d = rm::ParseDuration(value)) {
     Check(*d > 0 && *d <= 100LL * 365 * 86400 * 1000000, "duration out of range");

@@ -1,5 +1,7 @@
 #include "src/query/aggregate_spec.h"
 
+#include "src/common/time_util.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
@@ -68,6 +70,39 @@ TEST(AggregateSpec, ListsEveryBadField) {
   for (const char* f : {"metric", "from", "window", "agg", "order_by", "limit", "tags"}) {
     EXPECT_TRUE(fields.count(f)) << f;
   }
+}
+
+TEST(AggregateSpec, EpochFromAndToInSecondsOrMilliseconds) {
+  // As Grafana and scripts send them: seconds, or milliseconds by magnitude.
+  auto spec = ParseAggregateParams({{"metric", "cpu"}, {"from", "1705708800"}, {"to", "1705795199000"}}, kNow);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->query.from_us(), 1705708800LL * 1000000);  // 2024-01-20T00:00:00Z
+  EXPECT_EQ(spec->query.to_us(), 1705795199LL * 1000000);    // 2024-01-20T23:59:59Z
+}
+
+TEST(AggregateSpec, PrecisionSetsTheUnitOfEpochFromAndTo) {
+  auto spec = ParseAggregateParams(
+      {{"metric", "cpu"}, {"from", "1705708800000000000"}, {"to", "1705795199"}, {"precision", "ns"}}, kNow);
+  EXPECT_FALSE(spec.ok());  // precision=ns applies to `to` too: 1705795199 ns is in 1970, before from
+  auto ok = ParseAggregateParams({{"metric", "cpu"}, {"from", "1705708800000"}, {"precision", "ms"}}, kNow);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->query.from_us(), 1705708800LL * 1000000);
+  auto bad = ParseAggregateParams({{"metric", "cpu"}, {"precision", "days"}}, kNow);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().details()["fields"][0]["field"], "precision");
+  EXPECT_EQ(bad.status().details()["fields"][0]["error"], kPrecisionError);
+}
+
+TEST(AggregateSpec, BadTimestampErrorNamesTheAcceptedForms) {
+  auto spec = ParseAggregateParams({{"metric", "cpu"}, {"from", "yesterday"}, {"to", "-5"}}, kNow);
+  ASSERT_FALSE(spec.ok());
+  const auto& fields = spec.status().details()["fields"];
+  ASSERT_GE(fields.size(), 2u);
+  EXPECT_EQ(fields[0]["field"], "from");
+  EXPECT_EQ(fields[0]["error"], kTimestampForms);
+  EXPECT_EQ(fields[1]["field"], "to");
+  EXPECT_NE(fields[1]["error"].get<std::string>().find("negative"), std::string::npos);
+  EXPECT_NE(fields[1]["error"].get<std::string>().find(kTimestampForms), std::string::npos);
 }
 
 TEST(AggregateSpec, FromNotBeforeToIsAnError) {

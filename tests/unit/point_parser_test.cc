@@ -380,12 +380,215 @@ TEST(PointParser, NonNumericValuesAreRejected) {
   }
 }
 
-TEST(PointParser, InvalidTimestampsAreRejected) {
+TEST(PointParser, InvalidTimestampsAreRejectedNamingTheAcceptedForms) {
   for (const char* ts : {"\"2024-13-01T00:00:00Z\"", "\"2023-02-29\"", "\"2024-01-20T24:00:00Z\"",
-                         "\"yesterday\"", "\"\"", "1705764600", "true"}) {
+                         "\"yesterday\"", "\"\"", "true", "{}", "[1705764600]", "\"1705764600s\"",
+                         "\"1.7e9\"", "\" 1705764600\""}) {
     auto r = Json(std::string(R"({"partition_key":"p","value":1,"timestamp":)") + ts + "}");
     ExpectFieldError(r, "timestamp");
-    EXPECT_EQ(ErrorFor(r.status(), "timestamp"), "must be a valid ISO 8601 timestamp") << ts;
+    EXPECT_EQ(ErrorFor(r.status(), "timestamp"), kTimestampForms) << ts;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Epoch timestamps
+// ---------------------------------------------------------------------------
+
+// The timestamp of a one-point JSON body with "timestamp": `ts` (JSON text).
+int64_t TimestampOf(const std::string& ts, std::string_view precision = {}) {
+  auto r = ParseInsertBody(std::string(R"({"partition_key":"p","value":1,"timestamp":)") + ts + "}",
+                           "application/json", kInsert, precision);
+  EXPECT_TRUE(r.ok()) << ts << ": " << r.status().ToString();
+  return r.ok() ? Points(r)[0].timestamp_us : -1;
+}
+
+// The error on "timestamp" for such a body, or "" when it parses.
+std::string TimestampErrorOf(const std::string& ts, std::string_view precision = {}) {
+  auto r = ParseInsertBody(std::string(R"({"partition_key":"p","value":1,"timestamp":)") + ts + "}",
+                           "application/json", kInsert, precision);
+  return r.ok() ? "" : ErrorFor(r.status(), "timestamp");
+}
+
+TEST(PointParser, EpochSecondsAsNumberAndString) {
+  EXPECT_EQ(TimestampOf("1705764600"), kJan20);
+  EXPECT_EQ(TimestampOf(R"("1705764600")"), kJan20);
+}
+
+TEST(PointParser, EpochUnitFollowsTheMagnitude) {
+  EXPECT_EQ(TimestampOf("1705764600123"), kJan20 + 123000);
+  EXPECT_EQ(TimestampOf(R"("1705764600123")"), kJan20 + 123000);
+  EXPECT_EQ(TimestampOf("1705764600123456"), kJan20 + 123456);
+  EXPECT_EQ(TimestampOf(R"("1705764600123456")"), kJan20 + 123456);
+  EXPECT_EQ(TimestampOf("1705764600123456789"), kJan20 + 123456);
+  EXPECT_EQ(TimestampOf(R"("1705764600123456789")"), kJan20 + 123456);
+  // Past int64 (simdjson's uint64): nanoseconds, 2286-11-20T17:46:40Z.
+  EXPECT_EQ(TimestampOf("10000000000000000000"), 10000000000000000LL);
+}
+
+TEST(PointParser, EpochMagnitudeBoundaries) {
+  EXPECT_EQ(TimestampOf("99999999999"), 99999999999LL * 1000000);        // s
+  EXPECT_EQ(TimestampOf("100000000000"), 100000000000LL * 1000);         // ms
+  EXPECT_EQ(TimestampOf("99999999999999"), 99999999999999LL * 1000);     // ms
+  EXPECT_EQ(TimestampOf("100000000000000"), 100000000000000LL);          // us
+  EXPECT_EQ(TimestampOf("99999999999999999"), 99999999999999999LL);      // us
+  EXPECT_EQ(TimestampOf("100000000000000000"), 100000000000000LL);       // ns
+}
+
+TEST(PointParser, FractionalEpochSecondsKeepTheDecimalsWritten) {
+  // As a double 1705764600.123 is 1705764600.12299990654; it reads as written.
+  EXPECT_EQ(TimestampOf("1705764600.123"), kJan20 + 123000);
+  EXPECT_EQ(TimestampOf("1705764600.123456"), kJan20 + 123456);
+  EXPECT_EQ(TimestampOf(R"("1705764600.123456")"), kJan20 + 123456);
+  EXPECT_EQ(TimestampOf("1705764600.5"), kJan20 + 500000);
+  EXPECT_EQ(TimestampOf("1705764600123.5"), kJan20 + 123500);  // ms with a fraction
+  EXPECT_EQ(TimestampOf("1.7057646e9"), kJan20);               // exponents are numbers too
+  EXPECT_EQ(TimestampOf("1705764600.0"), kJan20);
+}
+
+TEST(PointParser, EpochZeroIsKeptDistinctFromUnset) {
+  EXPECT_EQ(TimestampOf("0"), 1);
+  EXPECT_EQ(TimestampOf(R"("0")"), 1);
+}
+
+TEST(PointParser, PrecisionParameterSetsTheEpochUnit) {
+  EXPECT_EQ(TimestampOf("1705764600", "s"), kJan20);
+  EXPECT_EQ(TimestampOf("1705764600123", "ms"), kJan20 + 123000);
+  EXPECT_EQ(TimestampOf("1705764600123456", "us"), kJan20 + 123456);
+  EXPECT_EQ(TimestampOf("1705764600123456", "u"), kJan20 + 123456);
+  EXPECT_EQ(TimestampOf("1705764600123456", "\xc2\xb5s"), kJan20 + 123456);
+  EXPECT_EQ(TimestampOf("1705764600123456789", "ns"), kJan20 + 123456);
+  EXPECT_EQ(TimestampOf(R"("1705764600123456789")", "n"), kJan20 + 123456);
+  // The precision wins over the magnitude.
+  EXPECT_EQ(TimestampOf("86400000", "ms"), 86400LL * 1000000);  // by magnitude: 1972-09-27
+  EXPECT_EQ(TimestampOf("5", "ns"), 1);                          // under a microsecond: 0, kept as 1
+  // ISO 8601 ignores it.
+  EXPECT_EQ(TimestampOf(R"("2024-01-20T15:30:00Z")", "ns"), kJan20);
+}
+
+TEST(PointParser, UnknownPrecisionIsAValidationErrorNamingTheField) {
+  for (const char* precision : {"sec", "S", "m", "h", "nanoseconds", " ms"}) {
+    auto r = ParseInsertBody(R"({"partition_key":"p","value":1})", "application/json", kInsert, precision);
+    ExpectFieldError(r, "precision");
+    EXPECT_EQ(ErrorFor(r.status(), "precision"), kPrecisionError) << precision;
+    EXPECT_EQ(Fields(r.status()), (std::vector<std::string>{"precision"}));
+  }
+  // Whatever the body: protobuf too.
+  auto r = ParseInsertBody("", "application/x-protobuf", kInsert, "x");
+  ExpectFieldError(r, "precision");
+}
+
+TEST(PointParser, NegativeEpochTimestampsAreRefused) {
+  for (const char* ts : {"-1705764600", R"("-1705764600")", "-1", "-0.5"}) {
+    const std::string error = TimestampErrorOf(ts);
+    EXPECT_EQ(error.rfind("is a negative epoch time", 0), 0u) << ts << ": " << error;
+    EXPECT_NE(error.find(kTimestampForms), std::string::npos) << error;
+  }
+}
+
+TEST(PointParser, EpochTimestampsAfterYear9999AreRefused) {
+  const std::string error = TimestampErrorOf("1705764600123", "s");
+  EXPECT_EQ(error.rfind("is after 9999-12-31T23:59:59.999999Z as epoch seconds", 0), 0u) << error;
+  EXPECT_NE(error.find(kTimestampForms), std::string::npos) << error;
+  EXPECT_NE(TimestampErrorOf("1e300"), "");
+  // Past uint64, which simdjson alone refuses as malformed JSON.
+  const std::string big = TimestampErrorOf("253402300800000000000");
+  EXPECT_EQ(big.rfind("is after 9999-12-31T23:59:59.999999Z as epoch nanoseconds", 0), 0u) << big;
+  EXPECT_EQ(TimestampErrorOf(R"("253402300799999999999")"), "");  // as a string it is exact
+  EXPECT_EQ(TimestampErrorOf("1e400"), kTimestampForms);  // not even a finite double
+}
+
+TEST(PointParser, IntegersBeyond64BitsAreNumbersNotMalformedJson) {
+  auto r = Json(R"([{"partition_key":"p","value":123456789012345678901234567890},
+                    {"partition_key":"p","value":-123456789012345678901234567890}])");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_DOUBLE_EQ(Points(r)[0].value, 1.2345678901234568e29);
+  EXPECT_DOUBLE_EQ(Points(r)[1].value, -1.2345678901234568e29);
+}
+
+TEST(PointParser, EpochTimestampErrorsNameThePoint) {
+  auto r = Json(R"([{"partition_key":"a","value":1,"timestamp":1705764600},
+                    {"partition_key":"b","value":1,"timestamp":-1}])");
+  ExpectFieldError(r, "points[1].timestamp");
+  EXPECT_EQ(Fields(r.status()), (std::vector<std::string>{"points[1].timestamp"}));
+}
+
+TEST(PointParser, NdjsonAndProtobufReadEpochTimestamps) {
+  auto nd = ParseInsertBody("{\"partition_key\":\"a\",\"value\":1,\"timestamp\":1705764600123}\n"
+                            "{\"partition_key\":\"a\",\"value\":2,\"timestamp\":\"1705764600\"}\n",
+                            "application/x-ndjson", kInsert, "");
+  ASSERT_TRUE(nd.ok()) << nd.status().ToString();
+  EXPECT_EQ(Points(nd)[0].timestamp_us, kJan20 + 123000);
+  EXPECT_EQ(Points(nd)[1].timestamp_us, kJan20);
+
+  raftmetrics::v1::InsertRequest req;
+  req.add_points()->set_partition_key("a");
+  req.mutable_points(0)->set_timestamp("1705764600123");
+  req.add_points()->set_partition_key("b");
+  req.mutable_points(1)->set_timestamp("1705764600");
+  auto pb = ParseInsertBody(req.SerializeAsString(), "application/x-protobuf", kInsert, "ms");
+  ASSERT_TRUE(pb.ok()) << pb.status().ToString();
+  EXPECT_EQ(Points(pb)[0].timestamp_us, kJan20 + 123000);
+  EXPECT_EQ(Points(pb)[1].timestamp_us, kJan20 / 1000);  // precision=ms applies to every point
+
+  req.mutable_points(1)->set_timestamp("-5");
+  auto bad = Proto(req);
+  ExpectFieldError(bad, "points[1].timestamp");
+  EXPECT_NE(ErrorFor(bad.status(), "points[1].timestamp").find(kTimestampForms), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------
+// NDJSON sent as JSON
+// ---------------------------------------------------------------------------
+
+TEST(PointParser, NdjsonPostedAsJsonIsReadAsNdjson) {
+  const std::string body = "{\"partition_key\":\"a\",\"value\":1}\n"
+                           "{\"partition_key\":\"b\",\"value\":2}\r\n"
+                           "\n"
+                           "{\"partition_key\":\"c\",\"value\":3}";
+  for (const char* ct : {"application/json", "", "text/plain", "application/x-www-form-urlencoded",
+                         "application/json; charset=utf-8"}) {
+    auto r = ParseInsertBody(body, ct, kInsert);
+    ASSERT_TRUE(r.ok()) << "content type '" << ct << "': " << r.status().ToString();
+    EXPECT_TRUE(r->is_batch);
+    ASSERT_EQ(r->PointCount(), 3u);
+    EXPECT_EQ(Points(r)[0].partition_key, "a");
+    EXPECT_EQ(Points(r)[2].partition_key, "c");
+  }
+}
+
+TEST(PointParser, NdjsonPostedAsJsonReportsFieldsByPoint) {
+  auto r = Json("{\"partition_key\":\"a\",\"value\":1}\n{\"partition_key\":\"b\"}\n");
+  ExpectFieldError(r, "points[1].value");
+}
+
+TEST(PointParser, OneObjectWithATrailingNewlineIsStillASinglePoint) {
+  auto r = Json("{\"partition_key\":\"a\",\"value\":1}\n\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->is_batch);
+}
+
+TEST(PointParser, NdjsonPostedAsJsonWithABadLineNamesLineAndContentType) {
+  auto r = Json("{\"partition_key\":\"a\",\"value\":1}\n{\"partition_key\":\"b\",\"value\":2}\n{oops\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidRequest);
+  EXPECT_EQ(r.status().message(), "Malformed JSON");
+  EXPECT_EQ(r.status().details().at("line"), 3);
+  EXPECT_NE(r.status().details().at("hint").get<std::string>().find("application/x-ndjson"), std::string::npos);
+}
+
+TEST(PointParser, MalformedJsonSaysWhichContentTypeNdjsonNeeds) {
+  // Neither JSON nor NDJSON: two objects on one line, an incomplete first line,
+  // a first line that is not an object.
+  for (const char* body : {"{\"partition_key\":\"a\",\"value\":1}{\"partition_key\":\"b\",\"value\":2}",
+                           "{\"partition_key\":\"a\",\n\"value\":1}}\n{}", "[1]\n{\"a\":1}", "{"}) {
+    auto r = Json(body);
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_EQ(r.status().code(), Code::kInvalidRequest) << body;
+    EXPECT_EQ(r.status().message(), "Malformed JSON") << body;
+    EXPECT_TRUE(r.status().details().contains("reason")) << body;
+    EXPECT_NE(r.status().details().value("hint", "").find("Content-Type: application/x-ndjson"),
+              std::string::npos)
+        << body;
   }
 }
 

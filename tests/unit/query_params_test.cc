@@ -1,6 +1,8 @@
 // Tests of src/control/query_params: validation of GET /analytics parameters.
 #include "src/control/query_params.h"
 
+#include "src/common/time_util.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -73,11 +75,36 @@ TEST(ParseAnalyticsParams, InvalidMetricIsRejected) {
   EXPECT_EQ(Fields(p.status()), (std::vector<std::string>{"metric"}));
 }
 
-TEST(ParseAnalyticsParams, InvalidTimestampsAreRejected) {
+TEST(ParseAnalyticsParams, InvalidTimestampsAreRejectedNamingTheAcceptedForms) {
   auto p = ParseAnalyticsParams(WithQuery({{"from", "yesterday"}, {"to", "2024-02-30"}}));
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(Fields(p.status()), (std::vector<std::string>{"from", "to"}));
-  EXPECT_EQ(p.status().details().at("fields")[0].at("error"), "must be a valid ISO 8601 timestamp");
+  EXPECT_EQ(p.status().details().at("fields")[0].at("error"), kTimestampForms);
+  EXPECT_EQ(p.status().details().at("fields")[1].at("error"), kTimestampForms);
+}
+
+TEST(ParseAnalyticsParams, EpochFromAndToByMagnitude) {
+  auto p = ParseAnalyticsParams(WithQuery({{"from", "1705764600"}, {"to", "1705764660000"}}));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->from_us, kJan20);
+  EXPECT_EQ(p->to_us, kJan20 + 60 * 1000000LL);
+}
+
+TEST(ParseAnalyticsParams, PrecisionSetsTheUnitOfEpochFromAndTo) {
+  auto p = ParseAnalyticsParams(WithQuery({{"from", "1705764600000"}, {"to", "2024-01-20T16:00:00Z"},
+                                           {"precision", "us"}}));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->from_us, kJan20 / 1000);
+  auto bad = ParseAnalyticsParams(WithQuery({{"from", "1705764600"}, {"precision", "seconds"}}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(Fields(bad.status()), (std::vector<std::string>{"precision"}));
+  EXPECT_EQ(bad.status().details().at("fields")[0].at("error"), kPrecisionError);
+}
+
+TEST(ParseAnalyticsParams, NegativeEpochIsRejected) {
+  auto p = ParseAnalyticsParams(WithQuery({{"from", "-1705764600"}}));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(Fields(p.status()), (std::vector<std::string>{"from"}));
 }
 
 TEST(ParseAnalyticsParams, FromAfterToIsRejected) {

@@ -1,5 +1,5 @@
-// Tests of src/common/time_util: ISO 8601 parsing and formatting, durations,
-// byte counts and uptimes.
+// Tests of src/common/time_util: ISO 8601 and epoch parsing, formatting,
+// durations, byte counts and uptimes.
 #include "src/common/time_util.h"
 
 #include <gtest/gtest.h>
@@ -145,6 +145,128 @@ TEST(ParseIso8601, ZoneWithoutTimeIsRejected) {
 TEST(ParseIso8601, ExtremeYearsParse) {
   EXPECT_EQ(ParseIso8601("0001-01-01T00:00:00Z"), -62135596800LL * kSecond);
   EXPECT_EQ(ParseIso8601("9999-12-31T23:59:59Z"), 253402300799LL * kSecond);
+}
+
+// 9999-12-31T23:59:59.999999Z, the last instant a timestamp may name.
+constexpr int64_t kLastMicros = 253402300799999999LL;
+
+TEST(ParseEpoch, EachUnitByMagnitude) {
+  EXPECT_EQ(ParseEpoch("1705764600", std::nullopt), kJan20);
+  EXPECT_EQ(ParseEpoch("1705764600123", std::nullopt), kJan20 + 123000);
+  EXPECT_EQ(ParseEpoch("1705764600123456", std::nullopt), kJan20 + 123456);
+  EXPECT_EQ(ParseEpoch("1705764600123456789", std::nullopt), kJan20 + 123456);
+}
+
+TEST(ParseEpoch, MagnitudeBoundariesAreOneE11OneE14OneE17) {
+  // Below 1e11: seconds; up to 1e14: ms; up to 1e17: us; from 1e17: ns.
+  EXPECT_EQ(ParseEpoch("99999999999", std::nullopt), 99999999999LL * kSecond);       // 5138-11-16
+  EXPECT_EQ(ParseEpoch("100000000000", std::nullopt), 100000000LL * kSecond);        // 1e11 ms
+  EXPECT_EQ(ParseEpoch("99999999999999", std::nullopt), 99999999999999LL * 1000);    // ms
+  EXPECT_EQ(ParseEpoch("100000000000000", std::nullopt), 100000000LL * kSecond);     // 1e14 us
+  EXPECT_EQ(ParseEpoch("99999999999999999", std::nullopt), 99999999999999999LL);     // us
+  EXPECT_EQ(ParseEpoch("100000000000000000", std::nullopt), 100000000LL * kSecond);  // 1e17 ns
+  EXPECT_EQ(FormatIso8601(*ParseEpoch("100000000000", std::nullopt)), "1973-03-03T09:46:40Z");
+}
+
+TEST(ParseEpoch, LeadingZerosDoNotCountTowardsTheMagnitude) {
+  EXPECT_EQ(ParseEpoch("0001705764600", std::nullopt), kJan20);
+  EXPECT_EQ(ParseEpoch("0", std::nullopt), 0);
+  EXPECT_EQ(ParseEpoch("000000000000000000000", std::nullopt), 0);
+}
+
+TEST(ParseEpoch, AGivenUnitOverridesTheMagnitude) {
+  EXPECT_EQ(ParseEpoch("1705764600", EpochUnit::kSeconds), kJan20);
+  EXPECT_EQ(ParseEpoch("1705764600", EpochUnit::kMillis), 1705764600LL * 1000);
+  EXPECT_EQ(ParseEpoch("1705764600", EpochUnit::kMicros), 1705764600LL);
+  EXPECT_EQ(ParseEpoch("1705764600", EpochUnit::kNanos), 1705764LL);
+  EXPECT_EQ(ParseEpoch("5", EpochUnit::kMillis), 5000);  // by magnitude it would be 5 s
+  EXPECT_EQ(ParseEpoch("999", EpochUnit::kNanos), 0);    // under a microsecond
+  EXPECT_EQ(ParseEpoch("1705764600123456789", EpochUnit::kNanos), kJan20 + 123456);
+}
+
+TEST(ParseEpoch, FractionsInEveryUnitAreTruncatedToMicros) {
+  EXPECT_EQ(ParseEpoch("1705764600.123", std::nullopt), kJan20 + 123000);
+  EXPECT_EQ(ParseEpoch("1705764600.5", std::nullopt), kJan20 + 500000);
+  EXPECT_EQ(ParseEpoch("1705764600.1234569", std::nullopt), kJan20 + 123456);
+  EXPECT_EQ(ParseEpoch("1705764600123.4569", std::nullopt), kJan20 + 123456);  // ms
+  EXPECT_EQ(ParseEpoch("1705764600123456.9", std::nullopt), kJan20 + 123456);  // us
+  EXPECT_EQ(ParseEpoch("1705764600123456789.9", std::nullopt), kJan20 + 123456);
+  EXPECT_EQ(ParseEpoch("1.5", EpochUnit::kMillis), 1500);
+  EXPECT_EQ(ParseEpoch("0.000001", std::nullopt), 1);
+}
+
+TEST(ParseEpoch, OnlyDigitsWithAnOptionalFraction) {
+  for (const char* text : {"", ".", ".5", "5.", "1e9", "1E9", "+5", "-5", " 5", "5 ", "5\n", "0x10", "1_000",
+                           "1,5", "1705764600.12.3", "1705764600Z", "NaN", "\xd9\xa1"}) {
+    EXPECT_EQ(ParseEpoch(text, std::nullopt), std::nullopt) << text;
+  }
+  EXPECT_EQ(ParseEpoch(std::string("17\0", 3), std::nullopt), std::nullopt);
+}
+
+TEST(ParseEpoch, InstantsAfterYear9999AreRefusedWithoutOverflow) {
+  EXPECT_EQ(ParseEpoch("253402300799.999999", EpochUnit::kSeconds), kLastMicros);
+  EXPECT_EQ(ParseEpoch("253402300800", EpochUnit::kSeconds), std::nullopt);
+  EXPECT_EQ(ParseEpoch("253402300799999999999", std::nullopt), kLastMicros);  // ns past uint64
+  EXPECT_EQ(ParseEpoch("253402300800000000000", std::nullopt), std::nullopt);
+  EXPECT_EQ(ParseEpoch("1705764600123", EpochUnit::kSeconds), std::nullopt);  // year 56000
+  EXPECT_EQ(ParseEpoch("18446744073709551616", EpochUnit::kMicros), std::nullopt);
+  EXPECT_EQ(ParseEpoch(std::string(400, '9'), std::nullopt), std::nullopt);
+}
+
+TEST(ParseEpochUnit, InfluxNamesAndAliases) {
+  EXPECT_EQ(ParseEpochUnit("s"), EpochUnit::kSeconds);
+  EXPECT_EQ(ParseEpochUnit("ms"), EpochUnit::kMillis);
+  EXPECT_EQ(ParseEpochUnit("us"), EpochUnit::kMicros);
+  EXPECT_EQ(ParseEpochUnit("u"), EpochUnit::kMicros);
+  EXPECT_EQ(ParseEpochUnit("\xc2\xb5s"), EpochUnit::kMicros);  // micro sign
+  EXPECT_EQ(ParseEpochUnit("\xce\xbcs"), EpochUnit::kMicros);  // Greek mu
+  EXPECT_EQ(ParseEpochUnit("ns"), EpochUnit::kNanos);
+  EXPECT_EQ(ParseEpochUnit("n"), EpochUnit::kNanos);
+  for (const char* bad : {"", "S", "MS", "sec", "seconds", "m", "h", "ps", " s", "s "}) {
+    EXPECT_EQ(ParseEpochUnit(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(ParseTimestamp, IsoAndEpochBothRead) {
+  EXPECT_EQ(ParseTimestamp("2024-01-20T15:30:00Z", std::nullopt), kJan20);
+  EXPECT_EQ(ParseTimestamp("2024-01-20T17:30:00+02:00", EpochUnit::kNanos), kJan20);  // unit ignored
+  EXPECT_EQ(ParseTimestamp("2024-01-20", std::nullopt), kJan20 - 15 * kHour - 30 * kMinute);
+  EXPECT_EQ(ParseTimestamp("1705764600", std::nullopt), kJan20);
+  EXPECT_EQ(ParseTimestamp("1705764600000", std::nullopt), kJan20);
+  EXPECT_EQ(ParseTimestamp("1705764600000", EpochUnit::kMicros), kJan20 / 1000);
+}
+
+TEST(ParseTimestamp, AllDigitsIsEpochNotIsoBasicFormat) {
+  EXPECT_EQ(ParseTimestamp("20240120", std::nullopt), 20240120LL * kSecond);
+}
+
+TEST(ParseTimestamp, NeitherFormIsRefused) {
+  for (const char* text : {"", "now", "yesterday", "-1705764600", "-1", "2024-13-01", "1705764600s",
+                           "2024-01-20T15:30:00ZZ", "12345-01-01"}) {
+    EXPECT_EQ(ParseTimestamp(text, std::nullopt), std::nullopt) << text;
+  }
+}
+
+TEST(BadTimestampError, AlwaysNamesTheAcceptedForms) {
+  for (const char* text : {"", "yesterday", "-5", "253402300800", "1705764600123"}) {
+    const std::string error = BadTimestampError(text, EpochUnit::kSeconds);
+    EXPECT_NE(error.find("ISO 8601 timestamp (2024-01-20T15:30:00Z)"), std::string::npos) << error;
+    EXPECT_NE(error.find("epoch seconds, milliseconds, microseconds or nanoseconds"), std::string::npos) << error;
+    EXPECT_NE(error.find("precision"), std::string::npos) << error;
+  }
+  EXPECT_EQ(BadTimestampError("yesterday", std::nullopt), kTimestampForms);
+}
+
+TEST(BadTimestampError, SaysWhyAnEpochTimeIsRefused) {
+  const std::string negative = BadTimestampError("-1705764600", std::nullopt);
+  EXPECT_EQ(negative.rfind("is a negative epoch time", 0), 0u) << negative;
+  const std::string late = BadTimestampError("1705764600123", EpochUnit::kSeconds);
+  EXPECT_EQ(late.rfind("is after 9999-12-31T23:59:59.999999Z as epoch seconds (from ?precision=)", 0), 0u)
+      << late;
+  const std::string late_ns = BadTimestampError("999999999999999999999", std::nullopt);
+  EXPECT_EQ(late_ns.rfind("is after 9999-12-31T23:59:59.999999Z as epoch nanoseconds (from its magnitude)", 0),
+            0u)
+      << late_ns;
 }
 
 TEST(FormatIso8601, WholeSecondsHaveNoFraction) {
