@@ -70,6 +70,9 @@ void AddNodeFlags(CLI::App* app, Flags& f) {
       ->envname("HEALTH_INTERVAL_MS")->check(CLI::Range(50, 600000));
   app->add_option("--max-body-bytes", f.node.max_body_bytes, "Largest accepted request body (413 above)")
       ->envname("MAX_BODY_BYTES");
+  app->add_option("--max-pending-body-bytes", f.node.max_pending_body_bytes,
+                  "Memory for request bodies still arriving, all connections together (503 above)")
+      ->envname("MAX_PENDING_BODY_BYTES");
   app->add_option("--handler-threads", f.node.handler_threads, "Request handler threads")
       ->envname("HANDLER_THREADS")->check(CLI::Range(1, 1024));
   app->add_option("--duckdb-threads", f.node.duckdb_threads, "Worker: DuckDB threads per shard")

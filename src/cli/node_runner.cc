@@ -68,8 +68,11 @@ int RunNode(NodeConfig config) {
   options.bind_address = config.bind;
   options.port = config.port;
   options.max_body_bytes = config.max_body_bytes;
+  options.max_pending_body_bytes = config.max_pending_body_bytes;
   options.handler_threads = config.handler_threads;
-  HttpServer server(options, [&pipeline](HttpRequest& req) { return pipeline.Handle(req); });
+  HttpServer server(
+      options, [&pipeline](HttpRequest& req) { return pipeline.Handle(req); },
+      [&pipeline](HttpRequest& req) { return pipeline.Screen(req); });
 
   if (is_control) {
     control = std::make_unique<ControlService>(config, metrics);

@@ -40,6 +40,7 @@ struct NodeConfig {
   int write_timeout_ms = 5000;   // per-worker deadline of a write
   int health_interval_ms = 1000; // control -> worker health checks
   uint64_t max_body_bytes = 64ull << 20;
+  uint64_t max_pending_body_bytes = 1ull << 30;  // bodies still arriving, all connections
   int handler_threads = 32;
   int idempotency_ttl_s = 86400; // how long a client's Idempotency-Key is remembered
 

@@ -121,15 +121,39 @@ std::optional<HttpResponse> RequestPipeline::Admit(const HttpRequest& req,
   return resp;
 }
 
+std::optional<HttpResponse> RequestPipeline::Screen(HttpRequest& req) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string principal;
+  std::optional<HttpResponse> refused = Admit(req, headers, principal);
+  if (!refused) {
+    req.admission = HttpRequest::Admission{std::move(principal), std::move(headers)};
+    return std::nullopt;
+  }
+  ++received_;
+  const std::string& offered = req.Header("x-request-id");
+  RequestIdScope scope(IsAcceptableRequestId(offered) ? offered : NewRequestId());
+  return Serve(req, std::move(refused), std::move(headers), principal, start);
+}
+
 HttpResponse RequestPipeline::Handle(HttpRequest& req) {
   const auto start = std::chrono::steady_clock::now();
   ++received_;
   const std::string& offered = req.Header("x-request-id");
   RequestIdScope scope(IsAcceptableRequestId(offered) ? offered : NewRequestId());
-
+  if (req.admission) {
+    auto admission = std::move(*req.admission);
+    return Serve(req, std::nullopt, std::move(admission.headers), admission.principal, start);
+  }
   std::vector<std::pair<std::string, std::string>> headers;
   std::string principal;
   std::optional<HttpResponse> refused = Admit(req, headers, principal);
+  return Serve(req, std::move(refused), std::move(headers), principal, start);
+}
+
+HttpResponse RequestPipeline::Serve(HttpRequest& req, std::optional<HttpResponse> refused,
+                                    std::vector<std::pair<std::string, std::string>> headers,
+                                    const std::string& principal, std::chrono::steady_clock::time_point start) {
   const bool admitted = !refused;
   HttpResponse resp;
   if (admitted) {

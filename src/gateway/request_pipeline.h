@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <string>
 
@@ -42,6 +43,11 @@ class RequestPipeline {
 
   // The HttpServer handler.
   HttpResponse Handle(HttpRequest& req);
+  // The HttpServer's screen: authenticates and rate-limits a request from its
+  // headers, before its body is read or memory reserved for it. Returns the
+  // refusal (counted and logged as Handle would), or nullopt after recording
+  // the admission in `req`, so Handle does not take a second rate-limit token.
+  std::optional<HttpResponse> Screen(HttpRequest& req);
 
   // Seed 002's request counters: received (every request), accepted (passed
   // authentication and rate limiting), completed (accepted and answered below
@@ -58,6 +64,11 @@ class RequestPipeline {
   // running the handler, or nullopt to go on. Adds rate-limit headers to `headers`.
   std::optional<HttpResponse> Admit(const HttpRequest& req, std::vector<std::pair<std::string, std::string>>& headers,
                                     std::string& principal);
+  // Handle after admission: runs the handler unless `refused`, then adds the
+  // headers and does the accounting and the access log.
+  HttpResponse Serve(HttpRequest& req, std::optional<HttpResponse> refused,
+                     std::vector<std::pair<std::string, std::string>> headers, const std::string& principal,
+                     std::chrono::steady_clock::time_point start);
 
   const GatewayOptions options_;
   const TokenStore tokens_;

@@ -19,16 +19,43 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 namespace {
-// Bodies at least this large are read without Beast's body parser (see Session).
+// Bodies at least this large are read without Beast's body parser (see Session),
+// in pieces that start at this size and double up to kMaxBodyPiece as bytes
+// arrive, so memory follows what was received rather than what was announced.
 constexpr uint64_t kDirectBodyBytes = 64 * 1024;
+constexpr uint64_t kMaxBodyPiece = 8 << 20;
+
+// Bytes a connection holds against HttpServerOptions::max_pending_body_bytes,
+// given back when it goes (the body is complete, or the connection failed).
+class PendingBodyBytes {
+ public:
+  explicit PendingBodyBytes(std::atomic<uint64_t>& total) : total_(total) {}
+  ~PendingBodyBytes() { total_.fetch_sub(held_); }
+  PendingBodyBytes(const PendingBodyBytes&) = delete;
+  PendingBodyBytes& operator=(const PendingBodyBytes&) = delete;
+  // False (nothing taken) when `n` more would pass `cap`.
+  bool Take(uint64_t n, uint64_t cap) {
+    if (total_.fetch_add(n) + n > cap) {
+      total_.fetch_sub(n);
+      return false;
+    }
+    held_ += n;
+    return true;
+  }
+
+ private:
+  std::atomic<uint64_t>& total_;
+  uint64_t held_ = 0;
+};
 }  // namespace
 using tcp = asio::ip::tcp;
 
 class HttpServer::Impl {
  public:
-  Impl(HttpServerOptions options, HttpHandler handler)
+  Impl(HttpServerOptions options, HttpHandler handler, HttpScreen screen)
       : options_(std::move(options)),
         handler_(std::move(handler)),
+        screen_(std::move(screen)),
         acceptor_(io_),
         pool_(options_.handler_threads) {}
 
@@ -110,6 +137,19 @@ class HttpServer::Impl {
       first = false;
       co_await http::async_read_header(stream, buffer, parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
+      HttpRequest req;
+      if (!ec) {
+        req = DecodeRequest(parser.get(), remote);
+        // Token and rate limit from the headers: a refused request never has
+        // its body read, nor memory reserved for it.
+        if (screen_) {
+          if (auto refused = screen_(req)) {
+            co_await WriteResponse(stream, *refused, parser.get().version(), false);
+            break;
+          }
+        }
+      }
+      bool over_cap = false;
       if (!ec && !parser.is_done()) {
         // curl sends "Expect: 100-continue" for bodies over 1 KiB and waits a
         // second for the go-ahead unless it gets one.
@@ -125,18 +165,43 @@ class HttpServer::Impl {
           // parser reads 64 KiB at a time into the buffer and copies each piece
           // on, re-arming the stream's timer for every read (a control node
           // spent a third of its ingest CPU there). Its limit was checked
-          // against Content-Length with the header.
-          std::string body(*length, '\0');
-          const size_t have = std::min<size_t>(buffer.size(), *length);
-          asio::buffer_copy(asio::buffer(body.data(), have), buffer.data());
-          buffer.consume(have);
-          co_await asio::async_read(stream, asio::buffer(body.data() + have, body.size() - have),
-                                    asio::redirect_error(asio::use_awaitable, ec));
-          parser.get().body() = std::move(body);
+          // against Content-Length with the header. The string grows piece by
+          // piece, each piece counted against the cap before it is read.
+          PendingBodyBytes held(pending_body_bytes_);
+          std::string body;
+          uint64_t piece = kDirectBodyBytes;
+          while (body.size() < *length) {
+            const size_t want = static_cast<size_t>(std::min<uint64_t>(piece, *length - body.size()));
+            if (!held.Take(want, options_.max_pending_body_bytes)) {
+              over_cap = true;
+              break;
+            }
+            const size_t at = body.size();
+            body.resize(at + want);
+            const size_t buffered = std::min(buffer.size(), want);
+            asio::buffer_copy(asio::buffer(body.data() + at, buffered), buffer.data());
+            buffer.consume(buffered);
+            if (buffered < want) {
+              co_await asio::async_read(stream, asio::buffer(body.data() + at + buffered, want - buffered),
+                                        asio::redirect_error(asio::use_awaitable, ec));
+              if (ec) break;
+            }
+            piece = std::min(piece * 2, kMaxBodyPiece);
+          }
+          req.body = std::move(body);
         } else {
           co_await http::async_read(stream, buffer, parser,
                                     asio::redirect_error(asio::use_awaitable, ec));
+          req.body = std::move(parser.get().body());
         }
+      }
+      if (over_cap) {
+        HttpResponse resp = ErrorResponse(Status(
+            Code::kUnavailable, "Too many request bodies arriving at once",
+            {{"limit_bytes", options_.max_pending_body_bytes}, {"retry_after", "1s"}}));
+        resp.headers.emplace_back("X-Request-Id", NewRequestId());
+        co_await WriteResponse(stream, resp, parser.get().version(), false);
+        break;
       }
       if (ec) {
         if (ec == http::error::body_limit) {
@@ -159,7 +224,6 @@ class HttpServer::Impl {
       auto& msg = parser.get();
       bool keep_alive = msg.keep_alive();
       unsigned version = msg.version();
-      HttpRequest req = DecodeRequest(msg, remote);
       // Run the (blocking) handler on the handler pool; this coroutine waits.
       HttpResponse resp = co_await asio::co_spawn(
           pool_.get_executor(),
@@ -191,6 +255,8 @@ class HttpServer::Impl {
 
   HttpServerOptions options_;
   HttpHandler handler_;
+  HttpScreen screen_;
+  std::atomic<uint64_t> pending_body_bytes_{0};
   asio::io_context io_;
   tcp::acceptor acceptor_;
   asio::thread_pool pool_;
@@ -200,8 +266,8 @@ class HttpServer::Impl {
   uint16_t port_ = 0;
 };
 
-HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler, HttpScreen screen)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(screen))) {}
 HttpServer::~HttpServer() = default;
 Status HttpServer::Start() { return impl_->Start(); }
 void HttpServer::Stop() { impl_->Stop(); }

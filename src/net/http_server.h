@@ -5,7 +5,11 @@
 //
 // Protections against slow or hostile clients: header and body read deadlines, a
 // header size cap, a body size cap (-> 413), an idle keep-alive deadline and a
-// connection cap. A malformed request closes only its own connection.
+// connection cap. A malformed request closes only its own connection. A request
+// is screened (authenticated, rate-limited) from its headers before its body is
+// read; a body's memory grows with the bytes that arrived (never the announced
+// Content-Length at once), and the bytes held by bodies still arriving, over all
+// connections, are capped (503 above).
 #pragma once
 
 #include "src/common/status.h"
@@ -15,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace rm {
@@ -30,13 +35,20 @@ struct HttpServerOptions {
   std::chrono::milliseconds body_timeout{60000};
   std::chrono::milliseconds idle_timeout{60000};
   int max_connections = 2048;
+  // Bytes held by request bodies still arriving, all connections together; a
+  // body that would go over gets 503 and its connection is closed.
+  uint64_t max_pending_body_bytes = 1ull << 30;
 };
 
 using HttpHandler = std::function<HttpResponse(HttpRequest&)>;
+// Called with a request whose headers arrived (body still empty): a response
+// refuses it there, and the connection closes after it; nullopt reads the body
+// and hands the request (with whatever the screen set in it) to the handler.
+using HttpScreen = std::function<std::optional<HttpResponse>(HttpRequest&)>;
 
 class HttpServer {
  public:
-  HttpServer(HttpServerOptions options, HttpHandler handler);
+  HttpServer(HttpServerOptions options, HttpHandler handler, HttpScreen screen = nullptr);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

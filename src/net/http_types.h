@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,14 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // header names lower-cased
   std::string body;
   std::string remote;  // peer address, for logs
+  // Set when the request was admitted from its headers alone, before its body
+  // was read (HttpServerOptions::screen): who sent it, and headers its answer
+  // carries (rate-limit state). The handler then does not admit it again.
+  struct Admission {
+    std::string principal;
+    std::vector<std::pair<std::string, std::string>> headers;
+  };
+  std::optional<Admission> admission;
 
   // Header value or "" (name must be lower-case).
   const std::string& Header(const std::string& name) const;
