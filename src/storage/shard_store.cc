@@ -291,10 +291,14 @@ std::vector<Result<ApplyOutcome>> ShardStore::ApplyBatch(const std::vector<Entry
     // Raft's entries follow whatever ApplyNext logged before (a shard that got
     // replicas after running without them): that goes to DuckDB first, and
     // the command log is not used again.
-    Status flushed = (log_ || !may_buffer) ? FlushLocked() : Status::Ok();
+    // Entries that write through (no buffering asked, or too little disk to
+    // buffer) go after the buffered ones, which reach DuckDB first: DuckDB's
+    // applied index must never pass an entry it does not hold.
+    const bool buffer = may_buffer && BufferWritesLocked();
+    Status flushed = (log_ || !buffer) ? FlushLocked() : Status::Ok();
     if (!flushed.ok()) {
       for (auto* e : group) e->result = flushed;
-    } else if (may_buffer && BufferWritesLocked()) {
+    } else if (buffer) {
       log_.reset();
       StageGroupLocked(group, /*logged=*/false);
     } else {
@@ -486,6 +490,7 @@ std::string ShardStore::DirectoryOf(const std::string& path) {
 
 bool ShardStore::BufferWritesLocked() const {
   if (options_.write_buffer_points == 0 || !writer_) return false;
+  if (options_.free_disk_bytes) return options_.free_disk_bytes(dir_) >= options_.write_buffer_min_free_bytes;
   struct statvfs st;
   if (::statvfs(dir_.c_str(), &st) != 0) return false;
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize >= options_.write_buffer_min_free_bytes;

@@ -82,6 +82,9 @@ struct ShardStoreOptions {
   // disk must fail the write that does not fit, never a later flush of writes
   // already acknowledged (which reads could then not see).
   uint64_t write_buffer_min_free_bytes = 256ull << 20;
+  // Free bytes on the shard directory's file system (statvfs when unset): a
+  // test sets it to make the disk look full.
+  std::function<uint64_t(const std::string& dir)> free_disk_bytes;
 };
 
 // Which points a query touches. Empty strings match everything.

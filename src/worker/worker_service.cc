@@ -44,8 +44,15 @@ uint64_t FreeBytes(const std::string& path) {
 
 WorkerService::WorkerService(NodeConfig config, MetricsRegistry& metrics)
     : config_(std::move(config)),
-      shards_(config_.db_path, ShardStoreOptions{config_.duckdb_threads, config_.shard_memory_limit, config_.rollup_min_points,
-                                         config_.hourly_totals_cells, config_.write_buffer_points}),
+      shards_(config_.db_path, [&] {
+        ShardStoreOptions o;
+        o.duckdb_threads = config_.duckdb_threads;
+        o.memory_limit = config_.shard_memory_limit;
+        o.rollup_min_points = config_.rollup_min_points;
+        o.hourly_totals_cells = config_.hourly_totals_cells;
+        o.write_buffer_points = config_.write_buffer_points;
+        return o;
+      }()),
       points_inserted_(metrics.AddCounter("raftmetrics_points_inserted_total",
                                           "Points stored by this worker's shards (first application only)")),
       storage_bytes_(metrics.AddGauge("raftmetrics_storage_bytes", "Bytes of each shard's DuckDB file and WAL",

@@ -73,6 +73,7 @@ class ShardStoreTest : public ::testing::Test {
   // (ShardStoreBufferTest) is off unless a test turns it on.
   uint64_t write_buffer_points_ = 0;
   uint64_t write_buffer_min_free_bytes_ = 0;
+  std::function<uint64_t(const std::string&)> free_disk_bytes_;
 
   std::string Path(const std::string& name = "shard-3.duckdb") const { return (dir_ / name).string(); }
 
@@ -83,6 +84,7 @@ class ShardStoreTest : public ::testing::Test {
     options.hourly_totals_cells = totals_cells_;
     options.write_buffer_points = write_buffer_points_;
     options.write_buffer_min_free_bytes = write_buffer_min_free_bytes_;
+    options.free_disk_bytes = free_disk_bytes_;
     auto store = ShardStore::Open(Path(name), shard, options);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return store.ok() ? std::move(*store) : nullptr;
@@ -1469,6 +1471,35 @@ TEST_F(ShardStoreBufferTest, WithLittleFreeDiskWritesGoStraightToDuckDB) {
   EXPECT_FALSE(fs::exists(LogPath()));
   store.reset();
   EXPECT_EQ(PointsInFile(), 1u);
+}
+
+TEST_F(ShardStoreBufferTest, RaftEntriesBufferedBeforeTheDiskRunsLowReachDuckDBBeforeWritesThrough) {
+  std::atomic<uint64_t> free_bytes{~0ull};
+  write_buffer_min_free_bytes_ = 1000;
+  free_disk_bytes_ = [&](const std::string&) { return free_bytes.load(); };
+  const auto a = Command({{"cpu", "h1", {}, {{100, 1}}}}, "key-a");
+  const auto b = Command({{"cpu", "h2", {}, {{200, 2}, {201, 3}}}}, "key-b");
+  const auto c = Command({{"cpu", "h3", {}, {{300, 4}}}}, "key-c");
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->ApplyBatch({{&a, 1}, {&b, 2}}, true).front().ok());
+    EXPECT_EQ(store->buffered_points(), 3u);
+    EXPECT_EQ(store->durable_index(), 0u);
+    free_bytes = 10;  // the disk runs low: the next entry writes through
+    auto out = store->ApplyBatch({{&c, 3}}, true);
+    ASSERT_TRUE(out.front().ok()) << out.front().status().ToString();
+    EXPECT_EQ(out.front()->stored, 1u);
+    EXPECT_EQ(store->buffered_points(), 0u);
+    EXPECT_EQ(store->durable_index(), 3u);
+    EXPECT_EQ(MustAggregate(*store).count, 4u);
+    // A retry of a buffered key is a duplicate, not stored twice.
+    auto again = store->ApplyBatch({{&b, 4}}, true);
+    ASSERT_TRUE(again.front().ok());
+    EXPECT_TRUE(again.front()->duplicate);
+  }
+  // Every entry is in the file, under DuckDB's index.
+  EXPECT_EQ(PointsInFile(), 4u);
 }
 
 TEST_F(ShardStoreBufferTest, ConcurrentWritersAndReadersSeeEveryAcknowledgedPoint) {
