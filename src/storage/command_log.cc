@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 namespace rm {
 namespace {
@@ -17,6 +18,9 @@ constexpr size_t kHeaderBytes = 4 + 8 + 8;
 // A record larger than this is a corrupt length, not a command (a request body
 // is at most 64 MiB by default).
 constexpr uint32_t kMaxPayloadBytes = 1u << 30;
+// The top bit of the length field marks the first record of an Append (one
+// fdatasync): see Parse.
+constexpr uint32_t kFirstOfAppend = 1u << 31;
 
 Status LogError(const std::string& operation, const std::string& path, int err) {
   if (err == ENOSPC || err == EDQUOT) {
@@ -64,21 +68,57 @@ Status ReadFd(int fd, const std::string& path, std::string* out) {
   return Status::Ok();
 }
 
+// The record at `pos` if it is whole and its checksum holds: its byte length
+// and whether it begins an Append; nullopt otherwise.
+struct Parsed {
+  size_t bytes;
+  uint64_t index;
+  bool first_of_append;
+};
+std::optional<Parsed> RecordAt(const std::string& data, size_t pos) {
+  if (data.size() - pos < kHeaderBytes) return std::nullopt;
+  const uint32_t field = GetU32(data.data() + pos);
+  const uint32_t length = field & ~kFirstOfAppend;
+  const uint64_t index = GetU64(data.data() + pos + 4);
+  const uint64_t sum = GetU64(data.data() + pos + 12);
+  if (length > kMaxPayloadBytes || data.size() - pos - kHeaderBytes < length) return std::nullopt;
+  if (Checksum(field, index, std::string_view(data.data() + pos + kHeaderBytes, length)) != sum) return std::nullopt;
+  return Parsed{kHeaderBytes + length, index, (field & kFirstOfAppend) != 0};
+}
+
 // The whole records at the start of `data`; `*valid` is their byte length.
-std::vector<CommandLog::Record> Parse(const std::string& data, uint64_t* valid) {
+//
+// What follows the first bad record is a torn tail when it can only be the last
+// Append, never synced (so never acknowledged): cut off. But a whole record
+// after the bad bytes that begins an Append was written after the Append
+// holding the bad bytes had been synced: acknowledged records are damaged, and
+// the log is refused (kStorage) rather than silently shortened. Later records
+// are looked for at every offset, with an index above the last good one (cheap
+// to reject), only when a bad record was found.
+Result<std::vector<CommandLog::Record>> Parse(const std::string& data, const std::string& path, uint64_t* valid) {
   std::vector<CommandLog::Record> records;
   size_t pos = 0;
-  while (data.size() - pos >= kHeaderBytes) {
-    const uint32_t length = GetU32(data.data() + pos);
-    const uint64_t index = GetU64(data.data() + pos + 4);
-    const uint64_t sum = GetU64(data.data() + pos + 12);
-    if (length > kMaxPayloadBytes || data.size() - pos - kHeaderBytes < length) break;
-    std::string_view payload(data.data() + pos + kHeaderBytes, length);
-    if (Checksum(length, index, payload) != sum) break;
-    records.push_back({index, std::string(payload)});
-    pos += kHeaderBytes + length;
+  uint64_t last_index = 0;
+  while (auto r = RecordAt(data, pos)) {
+    records.push_back({r->index, data.substr(pos + kHeaderBytes, r->bytes - kHeaderBytes)});
+    last_index = r->index;
+    pos += r->bytes;
   }
   *valid = pos;
+  for (size_t p = pos + 1; p + kHeaderBytes <= data.size(); ++p) {
+    const uint64_t index = GetU64(data.data() + p + 4);
+    if (index <= last_index || index - last_index > (1u << 30)) continue;
+    auto r = RecordAt(data, p);
+    if (!r) continue;
+    if (r->first_of_append) {
+      return Status(Code::kStorage, "Storage operation failed",
+                    {{"storage_type", "duckdb"}, {"operation", "open"},
+                     {"reason", "command log " + path + " is damaged at byte " + std::to_string(pos) +
+                                    ", before records that were acknowledged later; the shard does not open "
+                                    "rather than lose them"}});
+    }
+    p += r->bytes - 1;
+  }
   return records;
 }
 
@@ -95,11 +135,16 @@ Result<std::vector<CommandLog::Record>> CommandLog::ReadAll(const std::string& p
   ::close(fd);
   if (!s.ok()) return s;
   uint64_t valid = 0;
-  return Parse(data, &valid);
+  return Parse(data, path, &valid);
 }
 
 Result<std::unique_ptr<CommandLog>> CommandLog::Open(const std::string& path, std::vector<Record>* records) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // The new file's entry must be durable before records synced into it count.
+    if (fd >= 0) SyncDirectoryOf(path);
+  }
   if (fd < 0) return LogError("open", path, errno);
   std::string data;
   Status s = ReadFd(fd, path, &data);
@@ -108,7 +153,12 @@ Result<std::unique_ptr<CommandLog>> CommandLog::Open(const std::string& path, st
     return s;
   }
   uint64_t valid = 0;
-  *records = Parse(data, &valid);
+  auto parsed = Parse(data, path, &valid);
+  if (!parsed.ok()) {
+    ::close(fd);
+    return parsed.status();
+  }
+  *records = std::move(*parsed);
   if (valid < data.size() && ::ftruncate(fd, static_cast<off_t>(valid)) != 0) {
     s = LogError("open", path, errno);
     ::close(fd);
@@ -126,11 +176,12 @@ std::string Encode(const std::vector<std::pair<uint64_t, std::string_view>>& rec
   size_t total = 0;
   for (const auto& [index, payload] : records) total += kHeaderBytes + payload.size();
   buf.reserve(total);
-  for (const auto& [index, payload] : records) {
-    const auto length = static_cast<uint32_t>(payload.size());
-    PutU32(buf, length);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const auto& [index, payload] = records[i];
+    const auto field = static_cast<uint32_t>(payload.size()) | (i == 0 ? kFirstOfAppend : 0);
+    PutU32(buf, field);
     PutU64(buf, index);
-    PutU64(buf, Checksum(length, index, payload));
+    PutU64(buf, Checksum(field, index, payload));
     buf.append(payload);
   }
   return buf;
@@ -182,8 +233,11 @@ Status CommandLog::Rewrite(const std::vector<std::pair<uint64_t, std::string_vie
 
 Status CommandLog::Clear() {
   if (size_ == 0) return Status::Ok();
-  if (::ftruncate(fd_, 0) != 0 || ::fdatasync(fd_) != 0) return LogError("insert", path_, errno);
+  if (::ftruncate(fd_, 0) != 0) return LogError("insert", path_, errno);
+  // The file is empty now, whether or not the sync below succeeds: appends
+  // start at 0, never after a hole (which a replay would stop at).
   size_ = 0;
+  if (::fdatasync(fd_) != 0) return LogError("insert", path_, errno);
   return Status::Ok();
 }
 

@@ -6,9 +6,11 @@
 // store replays the records whose index DuckDB does not have; once DuckDB
 // committed them, the log is emptied.
 //
-// Record: u32 payload length, u64 index, u64 checksum (of length, index and
-// payload), payload. A crash mid-append leaves a torn last record, which Open
-// cuts off: it was never synced, so never acknowledged.
+// Record: u32 payload length (top bit: the first record of its Append), u64
+// index, u64 checksum (of that field, index and payload), payload. A crash
+// mid-append leaves a torn last Append, which Open cuts off: it was never synced,
+// so never acknowledged. Damage followed by a later, synced Append is refused
+// instead (kStorage): the shard stops rather than drop acknowledged records.
 //
 // Not thread-safe: the owning store serialises calls (its write lock).
 #pragma once

@@ -1,5 +1,6 @@
-// Tests of src/storage/command_log: appends survive a reopen, a torn or corrupt
-// tail is cut off, and Clear empties the log.
+// Tests of src/storage/command_log: appends survive a reopen, a torn last
+// Append is cut off, damage before a later Append refuses the log, and Clear
+// empties the log.
 #include "src/storage/command_log.h"
 
 #include <gtest/gtest.h>
@@ -103,6 +104,47 @@ TEST_F(CommandLogTest, ACorruptRecordEndsTheLog) {
   ASSERT_TRUE(read.ok());
   ASSERT_EQ(read->size(), 1u);
   EXPECT_EQ((*read)[0].payload, "aaaa");
+}
+
+TEST_F(CommandLogTest, DamageBeforeALaterAppendRefusesTheLogInsteadOfCuttingIt) {
+  std::vector<CommandLog::Record> records;
+  auto log = MustOpen(&records);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->Append({{1, "aaaa"}, {2, "bbbb"}}).ok());
+  ASSERT_TRUE(log->Append({{3, "cccc"}}).ok());  // synced after the first Append was
+  log.reset();
+  const auto size = fs::file_size(path_);
+  {  // flip one payload byte of the second record: acknowledged data is damaged
+    std::fstream f(path_, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(20 + 4 + 20 + 1);
+    f.put('X');
+  }
+  auto read = CommandLog::ReadAll(path_);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), Code::kStorage);
+  EXPECT_NE(read.status().ToString().find("damaged at byte 24"), std::string::npos) << read.status().ToString();
+  auto opened = CommandLog::Open(path_, &records);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(fs::file_size(path_), size);  // nothing cut off
+}
+
+TEST_F(CommandLogTest, ALogOfOneTornAppendKeepsTheRecordsBeforeTheDamage) {
+  std::vector<CommandLog::Record> records;
+  auto log = MustOpen(&records);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->Append({{1, "aaaa"}}).ok());
+  ASSERT_TRUE(log->Append({{2, "bbbb"}, {3, "cccc"}, {4, "dddd"}}).ok());
+  log.reset();
+  {  // the last Append, torn: its middle record never reached the disk
+    std::fstream f(path_, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(2 * 24 + 20);
+    f.put('X');
+  }
+  log = MustOpen(&records);
+  ASSERT_TRUE(log);
+  using V = std::vector<std::pair<uint64_t, std::string>>;
+  EXPECT_EQ(Flat(records), (V{{1, "aaaa"}, {2, "bbbb"}}));
+  EXPECT_EQ(fs::file_size(path_), 2u * 24);
 }
 
 TEST_F(CommandLogTest, ClearEmptiesTheLog) {
