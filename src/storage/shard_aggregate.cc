@@ -44,16 +44,18 @@ bool AnyGlob(const google::protobuf::RepeatedPtrField<std::string>& patterns, co
   return false;
 }
 
-// QuantileSketch bins of one group and bucket, counted in dense arrays: bins
-// of the values of one metric span a few hundred consecutive integers, and an
-// array increment is the whole cost per value. A span wider than kMaxDense
-// bins (values over many orders of magnitude) goes to a map instead, so memory
-// stays bounded.
+// QuantileSketch bins of one sign, group and bucket, counted in a dense array:
+// bins of the values of one metric span a few thousand consecutive integers,
+// and an array increment is the whole cost per value. A span wider than
+// kMaxDense bins (values over more than ~4.4 decades) goes to a map instead,
+// bounded like the sketch's own bins (QuantileSketch::AddCollapsing), so memory
+// stays bounded either way and the bins shipped are the ones QuantileSketch
+// would hold for the same values.
 class DenseBins {
  public:
   void Add(int32_t bin) {
     if (!sparse_.empty()) {
-      ++sparse_[bin];
+      QuantileSketch::AddCollapsing(sparse_, bin, 1);
       return;
     }
     if (counts_.empty()) {
@@ -63,10 +65,10 @@ class DenseBins {
       const int32_t lo = std::min(bin, first_), hi = std::max(bin, first_ + static_cast<int32_t>(counts_.size()) - 1);
       if (hi - lo >= kMaxDense) {
         for (size_t i = 0; i < counts_.size(); ++i) {
-          if (counts_[i] > 0) sparse_[first_ + static_cast<int32_t>(i)] += counts_[i];
+          if (counts_[i] > 0) QuantileSketch::AddCollapsing(sparse_, first_ + static_cast<int32_t>(i), counts_[i]);
         }
         counts_.clear();
-        ++sparse_[bin];
+        QuantileSketch::AddCollapsing(sparse_, bin, 1);
         return;
       }
       if (bin < first_) counts_.insert(counts_.begin(), static_cast<size_t>(first_ - bin), 0);
@@ -85,10 +87,12 @@ class DenseBins {
   }
 
  private:
+  // 32 KiB of counts at most; a dense span never needs folding.
   static constexpr int32_t kMaxDense = 4096;
+  static_assert(kMaxDense <= QuantileSketch::kMaxBins);
   int32_t first_ = 0;
   std::vector<uint64_t> counts_;
-  std::map<int32_t, uint64_t> sparse_;
+  QuantileSketch::Bins sparse_;
 };
 
 struct SketchBins {

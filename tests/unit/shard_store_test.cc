@@ -1119,8 +1119,8 @@ TEST_F(ShardStoreTest, ReadsFromTotalsSeeWholeCommands) {
 TEST_F(ShardStoreTest, SketchBinsEqualTheSketchOfTheValues) {
   auto store = Open();
   ASSERT_TRUE(store);
-  // Values over 40 orders of magnitude (the map fallback), negatives, zeros,
-  // two groups and two buckets.
+  // Values over 40 orders of magnitude (the map fallback, its lowest bins
+  // folded), negatives, zeros, two groups and two buckets.
   std::vector<std::pair<int64_t, double>> a, b;
   std::mt19937_64 rng(9);
   for (int i = 0; i < 3000; ++i) {
@@ -1156,6 +1156,8 @@ TEST_F(ShardStoreTest, SketchBinsEqualTheSketchOfTheValues) {
     for (int i = 0; i < g.sketch().positive_bins_size(); ++i) have.AddBin(1, g.sketch().positive_bins(i), g.sketch().positive_counts(i));
     for (int i = 0; i < g.sketch().negative_bins_size(); ++i) have.AddBin(-1, g.sketch().negative_bins(i), g.sketch().negative_counts(i));
     have.AddBin(0, 0, g.sketch().zeros());
+    EXPECT_LE(g.sketch().positive_bins_size(), QuantileSketch::kMaxBins);
+    EXPECT_LE(g.sketch().negative_bins_size(), QuantileSketch::kMaxBins);
     EXPECT_EQ(have.positive(), want[key].positive());
     EXPECT_EQ(have.negative(), want[key].negative());
     EXPECT_EQ(have.zeros(), want[key].zeros());
