@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 namespace rm {
 namespace {
@@ -19,10 +20,9 @@ int32_t QuantileSketch::BinOf(double magnitude) {
 
 double QuantileSketch::UpperEdgeOf(int32_t bin) { return std::exp(static_cast<double>(bin) * kLogGamma); }
 
-void QuantileSketch::AddCollapsing(Bins& bins, int32_t bin, uint64_t count) {
-  const int32_t highest = bins.empty() ? bin : std::max(bin, bins.rbegin()->first);
-  const int32_t lowest_kept = highest - (kMaxBins - 1);
-  bins[std::max(bin, lowest_kept)] += count;
+void QuantileSketch::Fold(Bins& bins) {
+  if (bins.empty()) return;
+  const int32_t lowest_kept = bins.rbegin()->first - (kMaxBins - 1);
   if (bins.begin()->first >= lowest_kept) return;
   uint64_t folded = 0;
   auto it = bins.begin();
@@ -31,19 +31,46 @@ void QuantileSketch::AddCollapsing(Bins& bins, int32_t bin, uint64_t count) {
   bins[lowest_kept] += folded;
 }
 
+void QuantileSketch::AddCollapsing(Bins& bins, int32_t bin, uint64_t count) {
+  if (bins.empty() || bin > bins.rbegin()->first) {
+    bins.emplace_hint(bins.end(), bin, count);
+    Fold(bins);  // a new highest bin may push the lowest ones out
+    return;
+  }
+  // Bins are always folded, so the highest bin (unchanged) sets the window.
+  bins[std::max(bin, bins.rbegin()->first - (kMaxBins - 1))] += count;
+}
+
+void QuantileSketch::MergeBins(Bins& into, const Bins& from) {
+  // One pass over both (ascending): a short walk from the last position, or a
+  // lookup when the next bin is further away.
+  auto hint = into.begin();
+  for (const auto& [b, c] : from) {
+    for (int steps = 0; hint != into.end() && hint->first < b; ++hint) {
+      if (++steps > 8) {
+        hint = into.lower_bound(b);
+        break;
+      }
+    }
+    if (hint != into.end() && hint->first == b) {
+      hint->second += c;
+    } else {
+      hint = into.emplace_hint(hint, b, c);
+    }
+    ++hint;
+  }
+  Fold(into);
+}
+
 void QuantileSketch::AddBin(int sign, int32_t bin, uint64_t count) {
   if (count == 0) return;
   if (sign == 0) {
     zeros_ += count;
-    min_ = std::min(min_, -kMinMagnitude);
-    max_ = std::max(max_, kMinMagnitude);
   } else {
     AddCollapsing(sign > 0 ? positive_ : negative_, bin, count);
-    const double lo = UpperEdgeOf(bin - 1), hi = UpperEdgeOf(bin);
-    min_ = std::min(min_, sign > 0 ? lo : -hi);
-    max_ = std::max(max_, sign > 0 ? hi : -lo);
   }
   count_ += count;
+  binned_ = true;
 }
 
 void QuantileSketch::Add(double value, uint64_t count) {
@@ -61,12 +88,27 @@ void QuantileSketch::Add(double value, uint64_t count) {
 }
 
 void QuantileSketch::Merge(const QuantileSketch& other) {
-  for (const auto& [b, c] : other.positive_) AddCollapsing(positive_, b, c);
-  for (const auto& [b, c] : other.negative_) AddCollapsing(negative_, b, c);
+  MergeBins(positive_, other.positive_);
+  MergeBins(negative_, other.negative_);
   zeros_ += other.zeros_;
   count_ += other.count_;
   min_ = std::min(min_, other.min_);
   max_ = std::max(max_, other.max_);
+  binned_ = binned_ || other.binned_;
+}
+
+std::pair<double, double> QuantileSketch::Bounds() const {
+  double lo = min_, hi = max_;
+  if (binned_) {
+    // The outer edges of the extreme bins (zeros read as 0).
+    lo = std::min(lo, !negative_.empty() ? -UpperEdgeOf(negative_.rbegin()->first)
+                      : zeros_ > 0       ? 0.0
+                                         : UpperEdgeOf(positive_.begin()->first - 1));
+    hi = std::max(hi, !positive_.empty() ? UpperEdgeOf(positive_.rbegin()->first)
+                      : zeros_ > 0       ? 0.0
+                                         : -UpperEdgeOf(negative_.begin()->first - 1));
+  }
+  return {lo, hi};
 }
 
 double QuantileSketch::ValueAt(uint64_t rank, double lo, double hi) const {
@@ -99,14 +141,15 @@ double QuantileSketch::ValueAt(uint64_t rank, double lo, double hi) const {
   return hi;  // unreachable: the bins hold count_ values
 }
 
-std::optional<double> QuantileSketch::Quantile(double q) const { return Quantile(q, min_, max_); }
+std::optional<double> QuantileSketch::Quantile(double q) const {
+  if (count_ == 0) return std::nullopt;
+  const auto [min, max] = Bounds();
+  return Quantile(q, min, max);
+}
 
 std::optional<double> QuantileSketch::Quantile(double q, double min, double max) const {
   if (count_ == 0) return std::nullopt;
-  if (!(min <= max)) {
-    min = min_;
-    max = max_;
-  }
+  if (!(min <= max)) std::tie(min, max) = Bounds();
   q = std::clamp(q, 0.0, 1.0);
   // quantile_cont's rank convention: position q * (n - 1), interpolated
   // between the two neighbouring ranks.

@@ -44,6 +44,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <utility>
 
 namespace rm {
 
@@ -60,20 +61,18 @@ class QuantileSketch {
   void Add(double value, uint64_t count = 1);
   void Merge(const QuantileSketch& other);
   // Adds `count` values that fell in `bin` (sign: -1, 0 for zero, +1), as a
-  // shard counted them. The min and max tracked widen to the bin's edges.
+  // shard counted them. Cheapest in ascending order of bin.
   void AddBin(int sign, int32_t bin, uint64_t count);
 
   // Estimate of quantile_cont(q), q in [0, 1] (clamped); nullopt when empty.
-  // Uses the min and max tracked by the sketch (exact for values given to Add,
-  // the bins' edges for AddBin).
+  // Uses the exact min and max of the values given to Add, widened to the
+  // outer edges of the extreme bins once AddBin was used (0 for zeros).
   std::optional<double> Quantile(double q) const;
   // The same with the caller's exact min and max of the values (a
   // PartialAggregate's); ignored unless min <= max.
   std::optional<double> Quantile(double q, double min, double max) const;
 
   uint64_t count() const { return count_; }
-  double min() const { return min_; }
-  double max() const { return max_; }
   const Bins& positive() const { return positive_; }
   const Bins& negative() const { return negative_; }  // bins of |x|
   uint64_t zeros() const { return zeros_; }
@@ -88,13 +87,21 @@ class QuantileSketch {
  private:
   // Estimate of the value of `rank` (< count_), inside [lo, hi].
   double ValueAt(uint64_t rank, double lo, double hi) const;
+  // Adds the (bin, count) pairs of `from` (ascending) in one pass, then folds.
+  static void MergeBins(Bins& into, const Bins& from);
+  // Folds the bins more than kMaxBins - 1 below the highest into the lowest kept.
+  static void Fold(Bins& bins);
+  // [min, max] for Quantile(q): see there.
+  std::pair<double, double> Bounds() const;
 
   Bins positive_;
   Bins negative_;
   uint64_t zeros_ = 0;
   uint64_t count_ = 0;
+  // Of the values given to Add; AddBin only sets binned_ (edges computed when asked).
   double min_ = std::numeric_limits<double>::infinity();
   double max_ = -std::numeric_limits<double>::infinity();
+  bool binned_ = false;
 };
 
 }  // namespace rm

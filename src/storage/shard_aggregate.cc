@@ -10,12 +10,14 @@
 // (a per-row lookup in a bound list) cost more than the scan itself. Buckets
 // are integer divisions of the time since an aligned origin at or before
 // `from` (no modulo per row). Percentiles stream the matching values out of
-// DuckDB and bin them here (QuantileSketch bins), or ship them raw for exact
-// percentiles. Measurements: docs/benchmarks.md, "Where the time of Q1–Q6 goes".
+// DuckDB and count their QuantileSketch bins here (sketch_bin_counter.h), or
+// ship them raw for exact percentiles. Measurements: docs/benchmarks.md,
+// "Where the time of Q1–Q6 goes".
 #include "src/common/glob.h"
 #include "src/query/quantile_sketch.h"
 #include "src/storage/hourly_rollup.h"
 #include "src/storage/shard_store.h"
+#include "src/storage/sketch_bin_counter.h"
 #include "src/storage/sql_filters.h"
 
 #include <cmath>
@@ -44,59 +46,9 @@ bool AnyGlob(const google::protobuf::RepeatedPtrField<std::string>& patterns, co
   return false;
 }
 
-// QuantileSketch bins of one sign, group and bucket, counted in a dense array:
-// bins of the values of one metric span a few thousand consecutive integers,
-// and an array increment is the whole cost per value. A span wider than
-// kMaxDense bins (values over more than ~4.4 decades) goes to a map instead,
-// bounded like the sketch's own bins (QuantileSketch::AddCollapsing), so memory
-// stays bounded either way and the bins shipped are the ones QuantileSketch
-// would hold for the same values.
-class DenseBins {
- public:
-  void Add(int32_t bin) {
-    if (!sparse_.empty()) {
-      QuantileSketch::AddCollapsing(sparse_, bin, 1);
-      return;
-    }
-    if (counts_.empty()) {
-      first_ = bin;
-      counts_.assign(1, 0);
-    } else if (bin < first_ || bin >= first_ + static_cast<int32_t>(counts_.size())) {
-      const int32_t lo = std::min(bin, first_), hi = std::max(bin, first_ + static_cast<int32_t>(counts_.size()) - 1);
-      if (hi - lo >= kMaxDense) {
-        for (size_t i = 0; i < counts_.size(); ++i) {
-          if (counts_[i] > 0) QuantileSketch::AddCollapsing(sparse_, first_ + static_cast<int32_t>(i), counts_[i]);
-        }
-        counts_.clear();
-        QuantileSketch::AddCollapsing(sparse_, bin, 1);
-        return;
-      }
-      if (bin < first_) counts_.insert(counts_.begin(), static_cast<size_t>(first_ - bin), 0);
-      first_ = lo;
-      counts_.resize(static_cast<size_t>(hi - lo + 1), 0);
-    }
-    ++counts_[static_cast<size_t>(bin - first_)];
-  }
-  // Calls fn(bin, count) for every non-empty bin, in ascending order.
-  template <class Fn>
-  void ForEach(Fn&& fn) const {
-    for (size_t i = 0; i < counts_.size(); ++i) {
-      if (counts_[i] > 0) fn(first_ + static_cast<int32_t>(i), counts_[i]);
-    }
-    for (const auto& [bin, n] : sparse_) fn(bin, n);
-  }
-
- private:
-  // 32 KiB of counts at most; a dense span never needs folding.
-  static constexpr int32_t kMaxDense = 4096;
-  static_assert(kMaxDense <= QuantileSketch::kMaxBins);
-  int32_t first_ = 0;
-  std::vector<uint64_t> counts_;
-  QuantileSketch::Bins sparse_;
-};
-
+// QuantileSketch bins of one group and bucket.
 struct SketchBins {
-  DenseBins positive, negative;
+  SketchBinCounter positive, negative;
   uint64_t zeros = 0;
 
   void Add(double v) {
