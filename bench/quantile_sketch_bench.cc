@@ -1,8 +1,8 @@
 // rm_sketch_bench: the cost of QuantileSketch alone, in one process, on the
 // benchmark dataset's kind of values (whole hundredths in [0, 100]) and on
 // values spread over many decades. Times Add per value, Merge of shard-sized
-// sketches, AddBin (the control node rebuilding shards' bins), Quantile, and
-// the shards' own per-value binning.
+// sketches, AddBin (the control node rebuilding shards' bins) and Quantile.
+// The shards' own counting: bench/sketch_bin_counter_bench.cc.
 // Best of 7 rounds, in thread CPU time. Uses only the calls every version of
 // the sketch has, so the same file times an older quantile_sketch.cc
 // (docs/benchmarks.md, "Percentile sketch").
@@ -11,10 +11,8 @@
 #include "src/query/quantile_sketch.h"
 
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <cstdio>
-#include <optional>
 #include <random>
 #include <vector>
 
@@ -34,37 +32,6 @@ struct Clock {
 };
 
 double NsSince(Clock::time_point t0, double per) { return (Clock::now() - t0) / per; }
-
-// What a shard does per value (storage/shard_aggregate.cc, DenseBins): BinOf
-// and an increment in a dense array, here for four groups; nullopt when the
-// bins span more than the shard's dense limit (it counts in a map then).
-std::optional<double> ShardBinningNs(const std::vector<double>& values) {
-  constexpr int kGroups = 4;
-  int32_t lo = INT32_MAX, hi = INT32_MIN;
-  for (double v : values) {
-    if (std::fabs(v) < rm::QuantileSketch::kMinMagnitude) continue;
-    lo = std::min(lo, rm::QuantileSketch::BinOf(std::fabs(v)));
-    hi = std::max(hi, rm::QuantileSketch::BinOf(std::fabs(v)));
-  }
-  if (hi - lo >= 4096) return std::nullopt;
-  double best = 1e300;
-  for (int round = 0; round < 7; ++round) {
-    std::vector<std::vector<uint64_t>> counts(kGroups, std::vector<uint64_t>(static_cast<size_t>(hi - lo + 1)));
-    uint64_t zeros = 0;
-    const auto t0 = Clock::now();
-    for (size_t i = 0; i < values.size(); ++i) {
-      const double m = std::fabs(values[i]);
-      if (m < rm::QuantileSketch::kMinMagnitude) {
-        ++zeros;
-      } else {
-        ++counts[i % kGroups][static_cast<size_t>(rm::QuantileSketch::BinOf(m) - lo)];
-      }
-    }
-    best = std::min(best, NsSince(t0, static_cast<double>(values.size())));
-    if (zeros == values.size() + 1) std::printf("unreachable\n");
-  }
-  return best;
-}
 
 void Run(const char* name, const std::vector<double>& values) {
   constexpr int kShards = 16;
@@ -100,12 +67,9 @@ void Run(const char* name, const std::vector<double>& values) {
     bins = merged.positive().size() + merged.negative().size();
     p95 = *merged.Quantile(0.95) + 0 * sink;
   }
-  const auto shard_ns = ShardBinningNs(values);
-  char shard[32] = "map";
-  if (shard_ns) std::snprintf(shard, sizeof(shard), "%.1f ns/value", *shard_ns);
   std::printf("%-24s %7zu values %6zu bins  Add %6.1f ns/value  Merge %7.1f us/shard  AddBin %7.1f us/shard  "
-              "Quantile %7.1f us  shard binning %s  p95 %.6g\n",
-              name, values.size(), bins, add_ns, merge_ns / 1000, addbin_ns / 1000, quantile_ns / 1000, shard, p95);
+              "Quantile %7.1f us  p95 %.6g\n",
+              name, values.size(), bins, add_ns, merge_ns / 1000, addbin_ns / 1000, quantile_ns / 1000, p95);
 }
 
 }  // namespace

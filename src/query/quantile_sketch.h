@@ -35,9 +35,9 @@
 // kMaxBins - 1 below the highest, and only those, is folded), so shards may
 // add and merge in any order and tree shape with the same result.
 //
-// A value type; not thread-safe. Shards count bins themselves (BinOf, then
-// AddCollapsing for their sparse bins) and the control node rebuilds the sketch
-// with AddBin.
+// A value type; not thread-safe. Shards count bins themselves (BinOf, and the
+// same folding in storage/sketch_bin_counter.h) and the control node rebuilds
+// the sketch with AddBin.
 #pragma once
 
 #include <cstdint>
