@@ -73,8 +73,10 @@ nlohmann::json AggregateMerger::Render(Acc& acc) const {
       if (spec_.exact) {
         v = acc.values.empty() ? 0 : QuantileCont(acc.values, *q);
       } else {
-        // The sketch's estimate, kept inside the exact [min, max] we also know.
-        v = std::clamp(acc.sketch.Quantile(*q).value_or(acc.agg.min), acc.agg.min, acc.agg.max);
+        // The partials carry the exact min and max whenever a percentile is
+        // asked (skip_min_max is off): p0 and p100 are then exact, and every
+        // estimate stays inside them.
+        v = acc.sketch.Quantile(*q, acc.agg.min, acc.agg.max).value_or(acc.agg.min);
       }
       out[name] = v;
     }

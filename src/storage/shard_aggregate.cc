@@ -10,12 +10,14 @@
 // (a per-row lookup in a bound list) cost more than the scan itself. Buckets
 // are integer divisions of the time since an aligned origin at or before
 // `from` (no modulo per row). Percentiles stream the matching values out of
-// DuckDB and bin them here (QuantileSketch bins), or ship them raw for exact
-// percentiles. Measurements: docs/benchmarks.md, "Where the time of Q1–Q6 goes".
+// DuckDB and count their QuantileSketch bins here (sketch_bin_counter.h), or
+// ship them raw for exact percentiles. Measurements: docs/benchmarks.md,
+// "Where the time of Q1–Q6 goes".
 #include "src/common/glob.h"
 #include "src/query/quantile_sketch.h"
 #include "src/storage/hourly_rollup.h"
 #include "src/storage/shard_store.h"
+#include "src/storage/sketch_bin_counter.h"
 #include "src/storage/sql_filters.h"
 
 #include <cmath>
@@ -44,55 +46,9 @@ bool AnyGlob(const google::protobuf::RepeatedPtrField<std::string>& patterns, co
   return false;
 }
 
-// QuantileSketch bins of one group and bucket, counted in dense arrays: bins
-// of the values of one metric span a few hundred consecutive integers, and an
-// array increment is the whole cost per value. A span wider than kMaxDense
-// bins (values over many orders of magnitude) goes to a map instead, so memory
-// stays bounded.
-class DenseBins {
- public:
-  void Add(int32_t bin) {
-    if (!sparse_.empty()) {
-      ++sparse_[bin];
-      return;
-    }
-    if (counts_.empty()) {
-      first_ = bin;
-      counts_.assign(1, 0);
-    } else if (bin < first_ || bin >= first_ + static_cast<int32_t>(counts_.size())) {
-      const int32_t lo = std::min(bin, first_), hi = std::max(bin, first_ + static_cast<int32_t>(counts_.size()) - 1);
-      if (hi - lo >= kMaxDense) {
-        for (size_t i = 0; i < counts_.size(); ++i) {
-          if (counts_[i] > 0) sparse_[first_ + static_cast<int32_t>(i)] += counts_[i];
-        }
-        counts_.clear();
-        ++sparse_[bin];
-        return;
-      }
-      if (bin < first_) counts_.insert(counts_.begin(), static_cast<size_t>(first_ - bin), 0);
-      first_ = lo;
-      counts_.resize(static_cast<size_t>(hi - lo + 1), 0);
-    }
-    ++counts_[static_cast<size_t>(bin - first_)];
-  }
-  // Calls fn(bin, count) for every non-empty bin, in ascending order.
-  template <class Fn>
-  void ForEach(Fn&& fn) const {
-    for (size_t i = 0; i < counts_.size(); ++i) {
-      if (counts_[i] > 0) fn(first_ + static_cast<int32_t>(i), counts_[i]);
-    }
-    for (const auto& [bin, n] : sparse_) fn(bin, n);
-  }
-
- private:
-  static constexpr int32_t kMaxDense = 4096;
-  int32_t first_ = 0;
-  std::vector<uint64_t> counts_;
-  std::map<int32_t, uint64_t> sparse_;
-};
-
+// QuantileSketch bins of one group and bucket.
 struct SketchBins {
-  DenseBins positive, negative;
+  SketchBinCounter positive, negative;
   uint64_t zeros = 0;
 
   void Add(double v) {
