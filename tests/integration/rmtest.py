@@ -695,6 +695,44 @@ class Node(object):
         return _tail_file(self.log_path, lines)
 
 
+class Local(object):
+    """`raftmetrics local` on free ports in a new temp dir, started and waited for
+    until its banner appears (it prints it once a write would be taken); a
+    context manager that stops it (and its nodes) on exit."""
+
+    def __init__(self, workers=2, args=(), name="rm-local-"):
+        self.dir = make_temp_dir(name)
+        self.log = os.path.join(self.dir, "local.log")
+        add_log(self.log)
+        self.port, self.worker_port = free_port(), free_port_run(workers)
+        self.proc = spawn([BINARY, "local", "--port", str(self.port), "--worker-port", str(self.worker_port),
+                           "--workers", str(workers), "--data", os.path.join(self.dir, "data")] + list(args),
+                          self.log, cwd=self.dir, parent_death_signal=signal.SIGTERM)
+
+        def banner():
+            if self.proc.poll() is not None:
+                raise AssertionError("raftmetrics local exited with %s" % self.proc.returncode)
+            with open(self.log, "rb") as f:
+                return b"Press Ctrl-C to stop." in f.read()
+        try:
+            wait_until(banner, 60.0, 0.01, "the local banner")
+            with open(os.path.join(self.dir, "data", "token")) as f:
+                self.token = f.read().strip()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        kill_proc(self.proc, grace_s=10.0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
 class Cluster(object):
     """A control node and `workers` workers, each a separate process.
 

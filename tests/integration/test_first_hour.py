@@ -2,11 +2,7 @@
 once a write would be taken (control and worker), the `local` banner appears
 only then, and the command line tells its version and the settings people
 tune first."""
-import os
-import re
-import signal
 import subprocess
-import time
 import unittest
 
 import rmtest as R
@@ -73,27 +69,12 @@ class HealthMeansReadyTest(unittest.TestCase):
 
 class LocalBannerTest(unittest.TestCase):
     def test_banner_appears_once_writes_are_taken(self):
-        d = R.make_temp_dir("rm-banner-")
-        log = os.path.join(d, "local.log")
-        R.add_log(log)
-        port, wport = R.free_port(), R.free_port_run(3)
         # Three workers: replication factor 3, so every shard needs an elected leader.
-        proc = R.spawn([R.BINARY, "local", "--port", str(port), "--worker-port", str(wport), "--workers", "3",
-                        "--data", os.path.join(d, "data")], log, cwd=d, parent_death_signal=signal.SIGTERM)
-        try:
-            def banner():
-                if proc.poll() is not None:
-                    raise AssertionError("raftmetrics local exited with %s" % proc.returncode)
-                with open(log, "rb") as f:
-                    return b"Press Ctrl-C to stop." in f.read()
-            R.wait_until(banner, 60.0, 0.01, "the local banner")
-            with open(os.path.join(d, "data", "token")) as f:
-                token = f.read().strip()
-            r = R.post(port, "/insert", points_for_every_shard(), headers=R.bearer(token))
+        with R.Local(workers=3, name="rm-banner-") as local:
+            auth = R.bearer(local.token)
+            r = R.post(local.port, "/insert", points_for_every_shard(), headers=auth)
             self.assertEqual(r.status, 200, r)
-            self.assertEqual(R.get(port, "/health", headers=R.bearer(token)).status, 200)
-        finally:
-            R.kill_proc(proc, grace_s=10.0)
+            self.assertEqual(R.get(local.port, "/health", headers=auth).status, 200)
 
 
 class CommandLineTest(unittest.TestCase):
@@ -120,26 +101,10 @@ class CommandLineTest(unittest.TestCase):
         self.assertIn("passes through from the environment", out)
 
     def test_local_passes_its_settings_to_every_node(self):
-        d = R.make_temp_dir("rm-local-flags-")
-        log = os.path.join(d, "local.log")
-        R.add_log(log)
-        port, wport = R.free_port(), R.free_port_run(2)
-        proc = R.spawn([R.BINARY, "local", "--port", str(port), "--worker-port", str(wport), "--workers", "2",
-                        "--rate-limit", "3", "--data", os.path.join(d, "data")], log, cwd=d,
-                       parent_death_signal=signal.SIGTERM)
-        try:
-            def banner():
-                if proc.poll() is not None:
-                    raise AssertionError("raftmetrics local exited with %s" % proc.returncode)
-                with open(log, "rb") as f:
-                    return b"Press Ctrl-C to stop." in f.read()
-            R.wait_until(banner, 60.0, 0.01, "the local banner")
-            with open(os.path.join(d, "data", "token")) as f:
-                auth = R.bearer(f.read().strip())
-            codes = [R.get(port, "/analytics", headers=auth).status for _ in range(5)]
+        with R.Local(args=["--rate-limit", "3"], name="rm-local-flags-") as local:
+            auth = R.bearer(local.token)
+            codes = [R.get(local.port, "/analytics", headers=auth).status for _ in range(5)]
             self.assertIn(429, codes, codes)
-        finally:
-            R.kill_proc(proc, grace_s=10.0)
 
 
 if __name__ == "__main__":

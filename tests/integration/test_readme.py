@@ -10,7 +10,6 @@ it answers."""
 import json
 import os
 import re
-import signal
 import subprocess
 import unittest
 
@@ -77,35 +76,22 @@ class ReadmeTest(unittest.TestCase):
         missing = [cmd for cmd, want in found if want is None]
         self.assertEqual(missing, [], "README examples without a '# → ' line")
 
-        d = R.make_temp_dir("rm-readme-")
-        log = os.path.join(d, "local.log")
-        R.add_log(log)
-        port, wport = R.free_port(), R.free_port_run(2)
-        proc = R.spawn([R.BINARY, "local", "--port", str(port), "--worker-port", str(wport), "--data",
-                        os.path.join(d, "data")], log, cwd=d, parent_death_signal=signal.SIGTERM)
-        try:
-            def banner():
-                if proc.poll() is not None:
-                    raise AssertionError("raftmetrics local exited with %s" % proc.returncode)
-                with open(log, "rb") as f:
-                    return b"Press Ctrl-C to stop." in f.read()
-            # The README's next line after `make run` is a write: no waiting beyond the banner.
-            R.wait_until(banner, 60.0, 0.02, "the local banner")
-            with open(os.path.join(d, "data", "token")) as f:
-                token = f.read().strip()
+        # The README's next line after `make run` is a write: no waiting beyond the banner.
+        with R.Local(name="rm-readme-") as local:
+            d, port, wport, token = local.dir, local.port, local.worker_port, local.token
             ports = {"8080": str(port), "8081": str(wport), "8082": str(wport + 1)}
 
-            def local(s):
+            def on_ports(s):
                 return re.sub(r"\b(8080|8081|8082)\b", lambda m: ports[m.group(1)], s)
             env = dict(os.environ, TOKEN=token, A="Authorization: Bearer " + token, AUTH_TOKEN=token,
                        CONTROL_HOST="127.0.0.1:%d" % port)
             for cmd, want in found:
-                run = local(cmd).replace("build/raftmetrics", R.BINARY)
+                run = on_ports(cmd).replace("build/raftmetrics", R.BINARY)
                 p = subprocess.run(["bash", "-c", run], env=env, cwd=d, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, timeout=30)
                 out = p.stdout.decode("utf-8", "replace")
                 self.assertEqual(p.returncode, 0, "%s\n-> rc %d: %s" % (cmd, p.returncode, out))
-                want = local(want)
+                want = on_ports(want)
                 try:
                     expected = json.loads(want)
                 except ValueError:
@@ -115,8 +101,6 @@ class ReadmeTest(unittest.TestCase):
                     self.assertIsNone(diff, "%s\n-> %s\n%s" % (cmd, out, diff))
                 else:  # text, compared with runs of blanks as one (columns)
                     self.assertIn(" ".join(want.split()), " ".join(out.split()), cmd)
-        finally:
-            R.kill_proc(proc, grace_s=10.0)
 
 
 if __name__ == "__main__":
