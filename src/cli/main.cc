@@ -11,6 +11,7 @@
 #include "src/observability/logging.h"
 #include "src/raft/raft_loop.h"
 #include "src/storage/duckdb.h"
+#include "src/wire/protobuf_log.h"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -157,6 +158,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   rm::ConfigureLogging(*log_settings);
+  rm::InstallProtobufLogHandler();
 
   CLI::App app{"RaftMetrics: a distributed analytics database for metrics"};
   app.require_subcommand(0, 1);

@@ -192,8 +192,15 @@ HttpResponse RequestPipeline::Serve(HttpRequest& req, std::optional<HttpResponse
   const bool health_answer = req.path == "/health" && resp.status == 503;
   auto level = resp.status >= 500 && !health_answer ? spdlog::level::warn : spdlog::level::debug;
   if (spdlog::should_log(level)) {
-    spdlog::log(level, "{} {} {} {:.1f}ms by {} from {}", req.method, req.path, resp.status, seconds * 1e3,
-                principal.empty() ? "unauthenticated" : principal, req.remote);
+    // Failing requests warn, but a client repeating one cannot flood the log:
+    // 60 lines a minute per endpoint and status, then a count.
+    uint64_t suppressed = 0;
+    if (level < spdlog::level::warn ||
+        warn_limiter_.Allow(endpoint + " " + std::to_string(resp.status), NowMicros(), &suppressed)) {
+      spdlog::log(level, "{} {} {} {:.1f}ms by {} from {}{}", req.method, req.path, resp.status, seconds * 1e3,
+                  principal.empty() ? "unauthenticated" : principal, req.remote,
+                  suppressed ? " (" + std::to_string(suppressed) + " similar lines suppressed)" : "");
+    }
   }
   return resp;
 }

@@ -14,6 +14,7 @@
 // Calls between nodes (cluster secret) are never rate limited.
 #pragma once
 
+#include "src/common/log_limiter.h"
 #include "src/gateway/rate_limiter.h"
 #include "src/gateway/tokens.h"
 #include "src/net/router.h"
@@ -75,6 +76,7 @@ class RequestPipeline {
   const std::string secret_;
   const Router& router_;
   RateLimiter limiter_;
+  LogLimiter warn_limiter_{60};  // access-log warnings per endpoint and status
 
   MetricFamily& requests_total_;
   MetricFamily& request_seconds_;

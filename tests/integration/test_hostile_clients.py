@@ -102,6 +102,19 @@ class HostileClientsTest(unittest.TestCase):
                 s.close()
 
 
+    def test_a_flood_of_bad_protobuf_strings_does_not_flood_the_log(self):
+        # protobuf logs an error for every string field with invalid UTF-8.
+        point = R.enc_bytes(1, b"\xff\xfe-not-utf8") + R.enc_double(2, 1.0)
+        body = R.enc_bytes(1, point)
+        for _ in range(200):
+            r = R.post_proto(self.c.port, "/insert", body)
+            self.assertEqual(r.status, 400, r)
+        with open(self.c.control.log_path, "rb") as f:
+            lines = [l for l in f.read().decode("utf-8", "replace").splitlines() if "invalid UTF-8" in l]
+        self.assertGreaterEqual(len(lines), 1)
+        self.assertLessEqual(len(lines), 10, lines[:3])
+
+
 class PendingBodyCapTest(unittest.TestCase):
     def test_bodies_over_the_cap_get_503_and_the_node_keeps_serving(self):
         env = {"AUTH_TOKENS": TOKEN, "CLUSTER_SECRET": "hostile-secret", "MAX_PENDING_BODY_BYTES": str(1 << 20)}
