@@ -64,6 +64,26 @@ std::string LocalToken(const std::string& data_dir) {
   return token;
 }
 
+// SIGTERM to every child still running, SIGKILL to those not gone in 10 s.
+void StopChildren(const std::vector<pid_t>& children) {
+  for (pid_t c : children) {
+    if (c > 0) kill(c, SIGTERM);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (pid_t c : children) {
+    if (c <= 0) continue;
+    int status = 0;
+    while (waitpid(c, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(c, SIGKILL);
+        waitpid(c, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
+
 // Polls the control node's /health until it answers 200 (a write would be
 // taken), a child exits, or `budget` passes. Returns "" when ready, else why not.
 std::string WaitUntilServing(const std::string& address, const std::vector<pid_t>& children,
@@ -152,13 +172,14 @@ int RunLocal(const LocalOptions& o, const std::string& self_exe) {
   std::string url = "http://127.0.0.1:" + std::to_string(o.control_port);
   // The banner's examples must work when it appears: it waits until a write
   // would be taken.
-  const std::string host = o.bind == "0.0.0.0" || o.bind.empty() ? "127.0.0.1" : o.bind;
+  const std::string host = o.bind == "0.0.0.0" || o.bind == "::" || o.bind.empty() ? "127.0.0.1"
+                           : o.bind.find(':') != std::string::npos      ? "[" + o.bind + "]"
+                                                                        : o.bind;
   const std::string not_ready =
       WaitUntilServing(host + ":" + std::to_string(o.control_port), children, std::chrono::seconds(120));
   if (!not_ready.empty()) {
     spdlog::error("the local cluster cannot take writes after 120 s: {}", not_ready);
-    for (pid_t c : children) kill(c, SIGTERM);
-    for (pid_t c : children) waitpid(c, nullptr, 0);
+    StopChildren(children);
     return 1;
   }
   std::printf(
@@ -212,22 +233,7 @@ int RunLocal(const LocalOptions& o, const std::string& self_exe) {
     }
   }
   spdlog::info("stopping the local cluster");
-  for (pid_t c : children) {
-    if (c > 0) kill(c, SIGTERM);
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (pid_t c : children) {
-    if (c <= 0) continue;
-    int status = 0;
-    while (waitpid(c, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        kill(c, SIGKILL);
-        waitpid(c, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
+  StopChildren(children);
   return 0;
 }
 

@@ -135,6 +135,11 @@ int Finish(Flags& f, const std::string& role) {
     spdlog::critical("--port {} is out of range", f.port);
     return 2;
   }
+  if (c.max_pending_body_bytes < c.max_body_bytes) {
+    spdlog::critical("--max-pending-body-bytes ({}) must be at least --max-body-bytes ({}): a body between them "
+                     "could never be taken", c.max_pending_body_bytes, c.max_body_bytes);
+    return 2;
+  }
   c.port = static_cast<uint16_t>(f.port);
   c.node_id = f.id.empty() ? role + "-" + std::to_string(f.port) : rm::NormalizeNodeId(role, f.id);
   if (c.db_path.empty()) c.db_path = "./data/" + c.node_id;

@@ -581,11 +581,14 @@ HttpResponse ControlService::HandleHealth(HttpRequest&) {
     auto writable = workers_.WritableShards(map);
     for (uint32_t s : writable.leaderless) leaderless.push_back(s);
     for (uint32_t s : writable.unreachable) unreachable.push_back(s);
-    const bool was_ready = ready_once_.load();
+    // A shard that stays leaderless (its quorum lost) must not keep a control
+    // node that restarts meanwhile "starting" for ever: after kLeaderWait the
+    // others serve, and it is reported as degraded.
+    const bool was_ready = ready_once_.load() || NowMicros() - started_us_ > kLeaderWaitUs;
     ready = writable.writable > 0 && (writable.leaderless.empty() || was_ready);
-    if (ready && !was_ready) ready_once_.store(true);
+    if (ready && !ready_once_.load()) ready_once_.store(true);
     if (!ready) {
-      status = writable.writable == 0 && writable.leaderless.empty() && was_ready ? "unavailable" : "starting";
+      status = writable.writable == 0 && was_ready ? "unavailable" : "starting";
       reason = !writable.leaderless.empty()
                    ? std::to_string(writable.leaderless.size()) + " shard(s) have no Raft leader yet"
                    : "no worker holding a shard answers";

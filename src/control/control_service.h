@@ -97,6 +97,9 @@ class ControlService {
   MetricFamily& shard_leader_;
   const int64_t started_us_;
   std::atomic<bool> ready_once_{false};  // /health has answered 200 once
+  // How long /health waits for every reachable shard to elect a leader before
+  // it answers 200 with the leaderless ones listed (several election timeouts).
+  static constexpr int64_t kLeaderWaitUs = 15 * 1000000;
 };
 
 }  // namespace rm

@@ -9,6 +9,15 @@
 
 namespace rm {
 
+namespace {
+// A clock that never jumps (placement's settle time must not follow NTP steps).
+int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
 WorkerPool::WorkerPool(NodeConfig config, HttpClient& client)
     : config_(std::move(config)), client_(client), map_path_(config_.db_path + "/cluster_map.json") {}
 
@@ -66,7 +75,7 @@ Result<uint64_t> WorkerPool::Join(const std::string& id, const std::string& addr
     const bool known = m.FindWorker(id) != nullptr;
     if (!m.UpsertWorker(id, address)) return false;
     spdlog::info("worker {} at {} registered", id, address);
-    if (!known) last_new_worker_us_.store(NowMicros());
+    if (!known) last_new_worker_us_.store(SteadyMicros());
     MaybeAssign(m);
     return true;
   });
@@ -158,11 +167,14 @@ WorkerPool::Writability WorkerPool::WritableShards(const ClusterMap& map) const 
     for (const WorkerInfo* w : replicas) {
       if (!healthy(w)) continue;
       any_healthy = true;
+      const nlohmann::json& report = health_.find(w->address)->second.last_report;
       if (replicas.size() == 1) {
-        leading = true;
+        // Its only replica takes writes once it has the map that placed the
+        // shard there (the report answered a push of it, or a later one).
+        leading |= report.is_object() && report.value("cluster_map_version", uint64_t{0}) >= map.version();
         continue;
       }
-      for (const auto& g : GroupsInReport(health_.find(w->address)->second.last_report)) {
+      for (const auto& g : GroupsInReport(report)) {
         leading |= g.shard == shard && g.role == "leader";
       }
     }
@@ -248,7 +260,7 @@ void WorkerPool::MaybeAssign(ClusterMap& map) const {
   // count to wait for, usually start together: shards are placed once none has
   // registered for kPlacementSettle, not on the first one alone.
   if (config_.worker_hosts.empty() && config_.min_workers == 0 &&
-      NowMicros() - last_new_worker_us_.load() < kPlacementSettleUs) {
+      SteadyMicros() - last_new_worker_us_.load() < kPlacementSettleUs) {
     return;
   }
   map.AssignRoundRobin();
@@ -358,7 +370,7 @@ bool WorkerPool::CheckAll() {
       bool changed = seed;
       for (const auto& host : config_.worker_hosts) changed |= m.UpsertWorker("", host);
       for (const auto& [id, address, raft_address] : learned) {
-        if (!m.FindWorker(id)) last_new_worker_us_.store(NowMicros());
+        if (!m.FindWorker(id)) last_new_worker_us_.store(SteadyMicros());
         changed |= m.UpsertWorker(id, address);
         if (!raft_address.empty()) changed |= m.SetRaftAddress(id, raft_address);
       }

@@ -24,6 +24,9 @@ namespace {
 // arrive, so memory follows what was received rather than what was announced.
 constexpr uint64_t kDirectBodyBytes = 64 * 1024;
 constexpr uint64_t kMaxBodyPiece = 8 << 20;
+// What a refused request's connection still reads (and drops) before closing.
+constexpr uint64_t kDrainBytes = 8 << 20;
+constexpr std::chrono::seconds kDrainTime{2};
 
 // Bytes a connection holds against HttpServerOptions::max_pending_body_bytes,
 // given back when it goes (the body is complete, or the connection failed).
@@ -138,19 +141,27 @@ class HttpServer::Impl {
       co_await http::async_read_header(stream, buffer, parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
       HttpRequest req;
+      // Counts this request's body against the cap until its answer is written.
+      PendingBodyBytes held(pending_body_bytes_);
       if (!ec) {
         req = DecodeRequest(parser.get(), remote);
         // Token and rate limit from the headers: a refused request never has
         // its body read, nor memory reserved for it.
-        if (screen_) {
-          if (auto refused = screen_(req)) {
-            co_await WriteResponse(stream, *refused, parser.get().version(), false);
-            break;
-          }
+        if (auto refused = SafeScreen(req)) {
+          co_await Refuse(stream, buffer, parser, *refused);
+          break;
         }
       }
-      bool over_cap = false;
       if (!ec && !parser.is_done()) {
+        const auto length = parser.content_length();
+        const bool direct = length && *length >= kDirectBodyBytes;
+        // The first piece is counted before anything invites the body.
+        uint64_t piece = kDirectBodyBytes;
+        if (direct && !held.Take(std::min<uint64_t>(piece, *length), options_.max_pending_body_bytes)) {
+          HttpResponse busy = OverCap();
+          co_await Refuse(stream, buffer, parser, busy);
+          break;
+        }
         // curl sends "Expect: 100-continue" for bodies over 1 KiB and waits a
         // second for the go-ahead unless it gets one.
         if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
@@ -160,19 +171,18 @@ class HttpServer::Impl {
           if (ec) break;
         }
         stream.expires_after(options_.body_timeout);
-        if (auto length = parser.content_length(); length && *length >= kDirectBodyBytes) {
+        if (direct) {
           // A large body of known length goes straight into its string: Beast's
           // parser reads 64 KiB at a time into the buffer and copies each piece
           // on, re-arming the stream's timer for every read (a control node
           // spent a third of its ingest CPU there). Its limit was checked
           // against Content-Length with the header. The string grows piece by
           // piece, each piece counted against the cap before it is read.
-          PendingBodyBytes held(pending_body_bytes_);
           std::string body;
-          uint64_t piece = kDirectBodyBytes;
+          bool over_cap = false;
           while (body.size() < *length) {
             const size_t want = static_cast<size_t>(std::min<uint64_t>(piece, *length - body.size()));
-            if (!held.Take(want, options_.max_pending_body_bytes)) {
+            if (!body.empty() && !held.Take(want, options_.max_pending_body_bytes)) {
               over_cap = true;
               break;
             }
@@ -188,20 +198,17 @@ class HttpServer::Impl {
             }
             piece = std::min(piece * 2, kMaxBodyPiece);
           }
+          if (over_cap) {
+            HttpResponse busy = OverCap();
+            co_await Refuse(stream, buffer, parser, busy, *length - body.size());
+            break;
+          }
           req.body = std::move(body);
         } else {
           co_await http::async_read(stream, buffer, parser,
                                     asio::redirect_error(asio::use_awaitable, ec));
           req.body = std::move(parser.get().body());
         }
-      }
-      if (over_cap) {
-        HttpResponse resp = ErrorResponse(Status(
-            Code::kUnavailable, "Too many request bodies arriving at once",
-            {{"limit_bytes", options_.max_pending_body_bytes}, {"retry_after", "1s"}}));
-        resp.headers.emplace_back("X-Request-Id", NewRequestId());
-        co_await WriteResponse(stream, resp, parser.get().version(), false);
-        break;
       }
       if (ec) {
         if (ec == http::error::body_limit) {
@@ -233,6 +240,48 @@ class HttpServer::Impl {
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream.close();
+  }
+
+  // A request refused before its body was read: answers, stops sending, then
+  // reads and drops what the client still sends (at most kDrainBytes, for at
+  // most kDrainTime) before the connection closes, so that a client still
+  // uploading gets the answer instead of a reset. `unread`: body bytes not
+  // read yet (the announced length when unknown here).
+  asio::awaitable<void> Refuse(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                               http::request_parser<http::string_body>& parser, HttpResponse& resp,
+                               std::optional<uint64_t> unread = std::nullopt) {
+    if (!co_await WriteResponse(stream, resp, parser.get().version(), false)) co_return;
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    uint64_t left = std::min<uint64_t>(unread ? *unread : parser.content_length().value_or(kDrainBytes), kDrainBytes);
+    left -= std::min<uint64_t>(left, buffer.size());
+    buffer.consume(buffer.size());
+    stream.expires_after(kDrainTime);
+    std::vector<char> sink(64 * 1024);
+    while (left > 0 && !ec) {
+      const size_t n = co_await stream.async_read_some(
+          asio::buffer(sink.data(), static_cast<size_t>(std::min<uint64_t>(left, sink.size()))),
+          asio::redirect_error(asio::use_awaitable, ec));
+      left -= std::min<uint64_t>(left, n);
+    }
+  }
+
+  HttpResponse OverCap() const {
+    HttpResponse resp = ErrorResponse(Status(Code::kUnavailable, "Too many request bodies arriving at once",
+                                             {{"limit_bytes", options_.max_pending_body_bytes}, {"retry_after", "1s"}}));
+    resp.headers.emplace_back("X-Request-Id", NewRequestId());
+    spdlog::debug("request body refused: {} bytes of bodies arriving already", pending_body_bytes_.load());
+    return resp;
+  }
+
+  std::optional<HttpResponse> SafeScreen(HttpRequest& req) {
+    if (!screen_) return std::nullopt;
+    try {
+      return screen_(req);
+    } catch (const std::exception& e) {
+      spdlog::error("screening {} {} threw: {}", req.method, req.path, e.what());
+      return ErrorResponse(Status(Code::kInternal, "Internal error", {{"reason", e.what()}}));
+    }
   }
 
   asio::awaitable<bool> WriteResponse(beast::tcp_stream& stream, HttpResponse& resp,

@@ -20,7 +20,7 @@ struct HttpRequest {
   std::string body;
   std::string remote;  // peer address, for logs
   // Set when the request was admitted from its headers alone, before its body
-  // was read (HttpServerOptions::screen): who sent it, and headers its answer
+  // was read (the HttpServer's screen, see http_server.h): who sent it, and headers its answer
   // carries (rate-limit state). The handler then does not admit it again.
   struct Admission {
     std::string principal;

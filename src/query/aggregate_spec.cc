@@ -108,6 +108,7 @@ Result<AggregateSpec> ParseAggregateParams(const std::map<std::string, std::stri
   spec.from_us = *from;
   spec.to_us = *to;
   spec.default_range = !get("from") && !get("to");
+  q.set_describe_when_empty(true);
   q.set_from_us(*from);
   q.set_to_us(*to);
 
@@ -154,7 +155,8 @@ Result<AggregateSpec> ParseAggregateParams(const std::map<std::string, std::stri
     const int64_t unit = spec.rolling ? spec.step_us : spec.window_us;
     if ((*to - q.from_us()) / unit > static_cast<int64_t>(kMaxBuckets)) {
       error(spec.rolling ? "step" : "window",
-            "more than " + std::to_string(kMaxBuckets) + " buckets in the range; use a larger one");
+            "more than " + std::to_string(kMaxBuckets) + " buckets in the range" +
+                (spec.rolling ? " and the window before it" : "") + "; use a larger one");
     }
   }
   q.set_bucket_us(spec.window_us > 0 ? (spec.rolling ? spec.step_us : spec.window_us) : 0);

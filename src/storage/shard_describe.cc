@@ -10,6 +10,8 @@
 #include "src/storage/shard_store.h"
 #include "src/storage/sql_filters.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <set>
 #include <string_view>
@@ -47,12 +49,17 @@ constexpr size_t kMaxSimilarMetrics = 5;
 
 Result<pb::AggregateShardResult> ShardStore::AggregateQuery(const pb::AggregateQuery& query) {
   auto result = AggregatePoints(query);
-  if (!result.ok()) return result;
+  if (!result.ok() || !query.describe_when_empty()) return result;
   for (const auto& g : result->groups()) {
     if (g.aggregate().count() > 0) return result;
   }
+  // The answer stands without its explanation.
   auto presence = DescribeMetric(query);
-  if (!presence.ok()) return presence.status();
+  if (!presence.ok()) {
+    spdlog::warn("shard {}: cannot describe metric {} for an empty answer: {}", shard_, query.metric(),
+                 presence.status().ToString());
+    return result;
+  }
   *result->mutable_presence() = std::move(*presence);
   return result;
 }
@@ -67,13 +74,13 @@ Result<pb::MetricPresence> ShardStore::DescribeMetric(const pb::AggregateQuery& 
   if (!all.ok()) return all.status();
   presence.set_series(all->ids.size());
   if (all->ids.empty()) {
-    std::set<std::string> similar;
+    std::set<std::string_view> names;  // distinct: a metric has many series
     std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
-    for (const auto& s : series_) {
-      if (similar.size() >= kMaxSimilarMetrics) break;
-      if (!similar.count(s.metric) && EditDistance(s.metric, query.metric(), 2) <= 2) similar.insert(s.metric);
+    for (const auto& s : series_) names.insert(s.metric);
+    for (const auto& m : names) {
+      if (presence.similar_metrics_size() >= static_cast<int>(kMaxSimilarMetrics)) break;
+      if (EditDistance(m, query.metric(), 2) <= 2) presence.add_similar_metrics(std::string(m));
     }
-    for (const auto& m : similar) presence.add_similar_metrics(m);
     return presence;
   }
   pb::AggregateQuery filtered = query;

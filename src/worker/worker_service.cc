@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <charconv>
 #include <chrono>
 #include <future>
 #include <limits>
@@ -497,8 +498,14 @@ HttpResponse WorkerService::HandleCompute(HttpRequest& req) {
         std::string text;  // a number as its JSON text: the epoch grammar reads its digits
         if (tw[f].is_string()) {
           text = tw[f].get<std::string>();
-        } else if (tw[f].is_number()) {
+        } else if (tw[f].is_number_integer()) {
           text = tw[f].dump();
+        } else if (tw[f].is_number()) {
+          // Fixed notation: dump() writes 1e16 and above with an exponent,
+          // which the epoch grammar does not read.
+          char buf[400];
+          auto written = std::to_chars(buf, buf + sizeof buf, tw[f].get<double>(), std::chars_format::fixed);
+          if (written.ec == std::errc()) text.assign(buf, written.ptr);
         }
         auto ts = ParseTimestamp(text, precision);
         if (!ts) {
@@ -638,7 +645,7 @@ HttpResponse WorkerService::HandleHealth(HttpRequest&) {
   std::string reason;
   if (!Replicas()) {
     reason = "starting its Raft host";
-  } else if (!CurrentMap()) {
+  } else if (auto map = CurrentMap(); !map || !map->assigned()) {
     reason = "waiting for the cluster map from a control node";
   }
   if (reason.empty()) return JsonResponse(body);

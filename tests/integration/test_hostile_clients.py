@@ -22,12 +22,12 @@ def rss_kb(pid):
     raise AssertionError("no VmRSS for pid %d" % pid)
 
 
-def open_body(port, token, first_bytes):
-    """A POST /insert announcing ANNOUNCED bytes, of which `first_bytes` are sent."""
+def open_body(port, token, first_bytes, announced=ANNOUNCED):
+    """A POST /insert announcing `announced` bytes, of which `first_bytes` are sent."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     auth = "Authorization: Bearer %s\r\n" % token if token else ""
     head = ("POST /insert HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s"
-            "Content-Length: %d\r\n\r\n" % (auth, ANNOUNCED)).encode()
+            "Content-Length: %d\r\n\r\n" % (auth, announced)).encode()
     s.sendall(head + b"[" + b" " * max(0, first_bytes - 1))
     return s
 
@@ -102,6 +102,15 @@ class HostileClientsTest(unittest.TestCase):
                 s.close()
 
 
+    def test_a_refused_upload_still_gets_its_answer(self):
+        # A client that sends its whole 2 MB body before reading must see the 401
+        # (the server drains what follows its answer), not a reset.
+        body = b"[" + b" " * (2 << 20) + b"]"
+        for _ in range(3):
+            r = R.post(self.c.port, "/insert", body, headers={"Authorization": None,
+                                                               "Content-Type": "application/json"})
+            R.assert_error_shape(self, r, 401, "AUTH_ERROR")
+
     def test_a_flood_of_bad_protobuf_strings_does_not_flood_the_log(self):
         # protobuf logs an error for every string field with invalid UTF-8.
         point = R.enc_bytes(1, b"\xff\xfe-not-utf8") + R.enc_double(2, 1.0)
@@ -117,14 +126,16 @@ class HostileClientsTest(unittest.TestCase):
 
 class PendingBodyCapTest(unittest.TestCase):
     def test_bodies_over_the_cap_get_503_and_the_node_keeps_serving(self):
-        env = {"AUTH_TOKENS": TOKEN, "CLUSTER_SECRET": "hostile-secret", "MAX_PENDING_BODY_BYTES": str(1 << 20)}
+        # The cap may not be below the largest body (which could then never be taken).
+        env = {"AUTH_TOKENS": TOKEN, "CLUSTER_SECRET": "hostile-secret", "MAX_PENDING_BODY_BYTES": str(1 << 20),
+               "MAX_BODY_BYTES": str(512 << 10)}
         R.DEFAULT_HEADERS.update(R.bearer(TOKEN))
         hdrs = R.bearer(TOKEN)
         c = R.Cluster(workers=1, shards=2, name="hostile-cap", env=env)
         try:
             c.start()
             # 40 bodies of which 100 KiB arrived: their pieces pass 1 MiB together.
-            socks = [open_body(c.port, TOKEN, 100 * 1024) for _ in range(40)]
+            socks = [open_body(c.port, TOKEN, 100 * 1024, announced=500 * 1024) for _ in range(40)]
             try:
                 refused = []
                 for s in socks:
@@ -142,10 +153,10 @@ class PendingBodyCapTest(unittest.TestCase):
                 for s in socks:
                     s.close()
             # Once those connections are gone, a large body fits again.
-            big = [{"partition_key": "big-%d" % i, "value": float(i)} for i in range(4000)]
+            big = [{"partition_key": "big-%d" % i, "value": float(i)} for i in range(3000)]
             r = R.wait_until(lambda: (lambda r: r.status == 200 and r)(R.post(c.port, "/insert", big, headers=hdrs)),
                              10.0, 0.2, "a large insert to be taken again")
-            self.assertEqual(r.json()["inserted"], 4000)
+            self.assertEqual(r.json()["inserted"], 3000)
         finally:
             c.stop()
             R.DEFAULT_HEADERS.pop("Authorization", None)
