@@ -1,6 +1,7 @@
 #include "src/cluster/cluster_map.h"
 
 #include "src/cluster/node_config.h"
+#include "src/storage/file_sync.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -272,18 +273,8 @@ Result<ClusterMap> ClusterMap::FromJson(const nlohmann::json& json) {
 }
 
 Status ClusterMap::Save(const std::string& path) const {
-  // Write-then-rename, so a crash leaves either the old or the new map.
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << ToJson().dump(2) << "\n";
-    out.flush();
-    if (!out) return Status(Code::kStorage, "cannot write " + tmp, {{"operation", "save_cluster_map"}});
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status(Code::kStorage, "cannot rename " + tmp + ": " + ec.message());
-  return Status::Ok();
+  // A crash leaves either the old or the new map, and a saved map survives one.
+  return WriteFileAtomically(path, ToJson().dump(2) + "\n");
 }
 
 Result<std::optional<ClusterMap>> ClusterMap::Load(const std::string& path) {

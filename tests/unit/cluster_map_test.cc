@@ -452,5 +452,18 @@ TEST(ClusterMap, SaveIntoMissingDirectoryFails) {
   EXPECT_EQ(s.code(), Code::kStorage);
 }
 
+TEST(ClusterMap, SaveReplacesTheFileWholeAndLeavesNoTemporary) {
+  TempDir dir;
+  const std::string path = dir.File("cluster_map.json");
+  ASSERT_TRUE(SampleMap().Save(path).ok());
+  ClusterMap bigger = SampleMap();
+  ASSERT_TRUE(bigger.UpsertWorker("worker-9", "127.0.0.1:9999"));
+  ASSERT_TRUE(bigger.Save(path).ok());
+  auto loaded = ClusterMap::Load(path);
+  ASSERT_TRUE(loaded.ok() && *loaded) << loaded.status().ToString();
+  EXPECT_NE((*loaded)->FindWorker("worker-9"), nullptr);
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
 }  // namespace
 }  // namespace rm
