@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <future>
@@ -762,8 +763,15 @@ HttpResponse WorkerService::HandleInternalQuery(HttpRequest& req) {
 }
 
 bool WorkerService::ReadyToRead(uint32_t shard, bool strong, bool leader_only) {
+  // A shard this worker does not hold now (moved away, or a map that lags
+  // behind the caller's) is missing from the answer, never empty: the caller
+  // asks another replica, or says the shard is missing.
+  auto map = CurrentMap();
+  if (!map || !map->assigned()) return false;
+  const auto hosted = map->HostedBy(config_.node_id);
+  if (!std::binary_search(hosted.begin(), hosted.end(), shard)) return false;
   std::shared_ptr<raft::ShardReplica> replica = FindReplica(shard);
-  if (!replica) return true;  // one copy: what it has is all there is
+  if (!replica) return map->replication_factor() < 2;  // one copy: what it has is all there is
   if (!strong) return !leader_only || replica->GetStatus().role == "leader";
   Status s = replica->ReadBarrier(std::chrono::milliseconds(config_.query_timeout_ms));
   if (!s.ok()) spdlog::warn("shard {}: strong read refused: {}", shard, s.ToString());

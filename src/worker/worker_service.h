@@ -68,9 +68,11 @@ class WorkerService {
 
   nlohmann::json HealthJson();
   // Whether this node may answer for `shard` (always, when it is not replicated).
-  // strong: only as leader, after confirming it has applied everything
-  // committed (a Raft barrier); leader_only (consistency=weak): only while this
-  // replica believes it leads; else any replica.
+  // Whether this worker answers for `shard` in a read: only if its map says it
+  // holds the shard (and, replicated, runs its replica); then, strong: only as
+  // leader, after confirming it has applied everything committed (a Raft
+  // barrier); leader_only (consistency=weak): only while this replica believes
+  // it leads; else any replica.
   bool ReadyToRead(uint32_t shard, bool strong, bool leader_only);
   nlohmann::json RaftStatusJson(const ClusterMap* map);
   std::optional<ClusterMap> CurrentMap();

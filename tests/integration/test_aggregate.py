@@ -336,6 +336,20 @@ class AggregateTest(unittest.TestCase):
         r = R.get(self.c.port, "/aggregate", {"metric": "cpu", "from": iso(BASE), "to": iso(BASE + 30 * HOUR)})
         self.assertEqual(r.json()["warnings"], [], r)
 
+    def test_a_worker_answers_only_for_the_shards_it_holds(self):
+        # Asked for every shard (a caller with a lagging map, or a replica that
+        # moved away), a worker leaves out the shards it does not hold, so they
+        # count as missing, never as empty (issue 20, item 3).
+        held = self.c.shard_map()
+        for wid, w in self.c.workers.items():
+            for path, metric_field, answers in (("/internal/aggregate", 2, 2), ("/internal/query", 2, 2)):
+                q = R.enc_packed_varints(1, range(SHARDS)) + R.enc_bytes(metric_field, b"cpu")
+                r = R.post(w.port, path, bytes(q), {"Content-Type": "application/x-protobuf"})
+                self.assertEqual(r.status, 200, r)
+                got = sorted(R._varint(R.dec_fields(item), 1)
+                             for _, item in R.dec_fields(r.body).get(answers, []))
+                self.assertEqual(got, held[wid], "%s %s" % (wid, path))
+
     def test_sql_injection_is_just_a_value(self):
         body = self.query({"metric": "cpu", "from": BASE, "to": BASE + 30 * HOUR, "agg": ["count"],
                            "tags": [("env", "x' OR 1=1 --")]})
