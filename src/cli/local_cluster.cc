@@ -178,7 +178,7 @@ int RunLocal(const LocalOptions& o, const std::string& self_exe) {
   const std::string not_ready =
       WaitUntilServing(host + ":" + std::to_string(o.control_port), children, std::chrono::seconds(120));
   if (!not_ready.empty()) {
-    spdlog::error("the local cluster cannot take writes after 120 s: {}", not_ready);
+    spdlog::error("the local cluster did not come up (it must take writes within 120 s): {}", not_ready);
     StopChildren(children);
     return 1;
   }

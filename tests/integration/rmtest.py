@@ -695,6 +695,17 @@ class Node(object):
         return _tail_file(self.log_path, lines)
 
 
+def local_ports(workers):
+    """Ports for `raftmetrics local`: the control node's and a run of worker ports,
+    each with its Raft port (HTTP port + 1000, which `local` gives every node)
+    free as well."""
+    for _ in range(100):
+        port, wport = free_port(), free_port_run(workers)
+        if all(port_is_free(p + 1000) for p in [port] + [wport + i for i in range(workers)]):
+            return port, wport
+    raise AssertionError("no free ports for raftmetrics local")
+
+
 class Local(object):
     """`raftmetrics local` on free ports in a new temp dir, started and waited for
     until its banner appears (it prints it once a write would be taken); a
@@ -704,7 +715,7 @@ class Local(object):
         self.dir = make_temp_dir(name)
         self.log = os.path.join(self.dir, "local.log")
         add_log(self.log)
-        self.port, self.worker_port = free_port(), free_port_run(workers)
+        self.port, self.worker_port = local_ports(workers)
         self.proc = spawn([BINARY, "local", "--port", str(self.port), "--worker-port", str(self.worker_port),
                            "--workers", str(workers), "--data", os.path.join(self.dir, "data")] + list(args),
                           self.log, cwd=self.dir, parent_death_signal=signal.SIGTERM)

@@ -14,8 +14,7 @@ class LocalTest(unittest.TestCase):
     def setUp(self):
         self.dir = R.make_temp_dir("rm-local-")
         self.data = os.path.join(self.dir, "data")
-        self.port = R.free_port()
-        self.wport = R.free_port_run(2)
+        self.port, self.wport = R.local_ports(2)
         self.log = os.path.join(self.dir, "local.log")
         R.add_log(self.log)
         self.proc = None
