@@ -1,4 +1,8 @@
 // ShardStore: the state machine of one shard, kept in one DuckDB file.
+// Files: shard_store.cc (open, schema, snapshots, readers), shard_apply.cc
+// (applying commands), shard_write_buffer.cc (the buffer and its command log),
+// shard_read.cc (/analytics and /compute reads), shard_aggregate.cc and
+// shard_describe.cc (/aggregate).
 //
 // Writes arrive as ShardCommands and are applied with Apply(command, index): the
 // points, any new series, the idempotency key and the applied index are written
